@@ -1,0 +1,185 @@
+#!/usr/bin/env node
+import {
+  DEFAULT_MIRROR_HOSTS,
+  DEFAULT_RELAY_PORT,
+  DEFAULT_TOKEN_TTL,
+  checkAgentName,
+  mintAgentToken,
+  parseDuration,
+  PortholeError,
+} from '@porthole/shared';
+import { Command, Option } from 'commander';
+
+import { defaultKeyFile, loadOrCreateRelayKey } from './key-file.js';
+import { createLogger, LOG_LEVELS } from './logger.js';
+import { messages } from './messages.js';
+import { collect, loadTls, parsePort, planListen, planMirrors } from './options.js';
+import { startRelay } from './relay.js';
+import { RELAY_SOFTWARE } from './version.js';
+
+interface ServeOptions {
+  host: string[];
+  port: number;
+  keyFile: string;
+  mirrorHost: string[];
+  open: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecure: boolean;
+  logLevel: string;
+}
+
+function fail(err: unknown): never {
+  // A PortholeError is meant for the user; anything else is a bug, still told in one line.
+  const message = err instanceof PortholeError ? err.message : `unexpected error: ${String(err)}`;
+
+  process.stderr.write(`porthole-relay: ${message}\n`);
+  process.exit(1);
+}
+
+function env(option: Option, name: string): Option {
+  return option.env(`PORTHOLE_${name}`);
+}
+
+function keyFileOption(): Option {
+  return env(
+    new Option('--key-file <file>', "the relay's private key").default(defaultKeyFile()),
+    'KEY_FILE',
+  );
+}
+
+// How a user re-runs this program: through npm, pnpm, or the installed command.
+function invokedAs(): string {
+  return process.env['npm_lifecycle_event'] === 'start'
+    ? 'npm run -s token --'
+    : 'porthole-relay token';
+}
+
+function banner(urls: string[], keyFile: string, port: number): string {
+  const keyArg = keyFile === defaultKeyFile() ? '' : ` --key-file ${keyFile}`;
+
+  return [
+    '',
+    `porthole relay is up: ${urls.join(', ')}`,
+    '',
+    'To connect a container, mint a token for it here:',
+    `  ${invokedAs()} --name dev${keyArg}`,
+    'and run the agent in the container with that token:',
+    `  PORTHOLE_TOKEN=<token> porthole-agent --relay ws://host.docker.internal:${port}`,
+    '',
+  ].join('\n');
+}
+
+async function serve(opts: ServeOptions): Promise<void> {
+  const tls = loadTls(opts.tlsCert, opts.tlsKey);
+  const plan = planListen(opts.host, tls !== undefined, opts.insecure);
+  const mirrorHosts = planMirrors(
+    opts.mirrorHost.length > 0 ? opts.mirrorHost : [...DEFAULT_MIRROR_HOSTS],
+  );
+  const logger = createLogger(opts.logLevel);
+
+  for (const host of plan.privateHosts) logger.warn({ host }, messages.privateHost(host));
+
+  const relay = await startRelay({
+    hosts: plan.hosts,
+    port: opts.port,
+    keyFile: opts.keyFile,
+    mirrorHosts,
+    logger,
+    ...(tls === undefined ? {} : { tls }),
+  });
+
+  process.stderr.write(banner(relay.urls, relay.key.file, relay.port) + '\n');
+
+  const stop = () => {
+    relay.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+async function token(opts: { name: string; ttl: string; keyFile: string }): Promise<void> {
+  const ttlMs = parseDuration(opts.ttl, '--ttl');
+  const name = checkAgentName(opts.name);
+  const key = await loadOrCreateRelayKey(opts.keyFile);
+
+  process.stdout.write(
+    `${await mintAgentToken({ privateKey: createPrivateKey(key.privateKey.export({ format: 'pem', type: 'pkcs8' })), name, ttlMs })}\n`,
+  );
+}
+
+const program = new Command('porthole-relay')
+  .description(
+    'Carries browser callbacks from this machine into containers: agents in the containers ' +
+      'dial this relay, and what arrives on a mirrored port reaches the same port in the container.',
+  )
+  .version(RELAY_SOFTWARE, '-v, --version')
+  .addOption(
+    env(
+      new Option(
+        '--host <addr>',
+        'address to listen on for agents and the API; repeatable (default: 127.0.0.1 and local container bridges such as docker0)',
+      ).argParser(collect),
+      'HOST',
+    ),
+  )
+  .addOption(
+    env(
+      new Option('--port <port>', 'port for agents, /health and /api/agents')
+        .default(DEFAULT_RELAY_PORT)
+        .argParser((v) => parsePort(v)),
+      'PORT',
+    ),
+  )
+  .addOption(keyFileOption())
+  .addOption(
+    env(
+      new Option(
+        '--mirror-host <addr>',
+        `loopback address mirrored ports bind; repeatable (default: ${DEFAULT_MIRROR_HOSTS.join(' and ')})`,
+      ).argParser(collect),
+      'MIRROR_HOST',
+    ),
+  )
+  .addOption(env(new Option('--no-open', 'never open a browser on this machine'), 'NO_OPEN'))
+  .addOption(
+    env(
+      new Option('--tls-cert <file>', 'serve agents over TLS (wss://) with this certificate'),
+      'TLS_CERT',
+    ),
+  )
+  .addOption(env(new Option('--tls-key <file>', 'private key of --tls-cert'), 'TLS_KEY'))
+  .addOption(env(new Option('--insecure', 'allow a public --host without TLS'), 'INSECURE'))
+  .addOption(
+    env(
+      new Option('--log-level <level>', 'log detail').choices(LOG_LEVELS).default('info'),
+      'LOG_LEVEL',
+    ),
+  )
+  .action(async (opts: ServeOptions) => {
+    await serve({ ...opts, host: opts.host ?? [], mirrorHost: opts.mirrorHost ?? [] });
+  });
+
+program
+  .command('token')
+  .description('print a new agent token (and nothing else) for a container')
+  .addOption(
+    env(
+      new Option('--name <name>', 'the container, as logs and pages will call it').default('agent'),
+      'NAME',
+    ),
+  )
+  .addOption(
+    env(
+      new Option('--ttl <duration>', 'lifetime, e.g. 12h or 30d').default(DEFAULT_TOKEN_TTL),
+      'TTL',
+    ),
+  )
+  .addOption(keyFileOption())
+  .action(token);
+
+program.parseAsync().catch(fail);

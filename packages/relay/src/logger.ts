@@ -1,0 +1,56 @@
+import { pino, type Logger, type LevelWithSilent } from 'pino';
+import pretty from 'pino-pretty';
+
+export const LOG_LEVELS: readonly string[] = [
+  'fatal',
+  'error',
+  'warn',
+  'info',
+  'debug',
+  'trace',
+  'silent',
+];
+
+// A second guard behind the allow-listed log fields: if a secret ever lands under one of these
+// paths, it is censored rather than written.
+const REDACT_PATHS = [
+  'token',
+  '*.token',
+  'authorization',
+  '*.authorization',
+  'headers',
+  '*.headers',
+  'req.headers',
+  'query',
+  '*.query',
+  'body',
+  '*.body',
+  'url',
+  '*.url',
+];
+
+/**
+ * The relay's logger: JSON lines for machines, or readable lines when stdout is a terminal.
+ */
+export function createLogger(
+  level: string,
+  destination: NodeJS.WritableStream = process.stdout,
+): Logger {
+  const options = {
+    level: level as LevelWithSilent,
+    base: { name: 'porthole-relay' },
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+  };
+  const tty = (destination as NodeJS.WriteStream).isTTY === true;
+
+  if (tty) {
+    return pino(
+      options,
+      pretty({ destination, translateTime: 'HH:MM:ss', ignore: 'pid,hostname,name', sync: true }),
+    );
+  }
+
+  return pino(options, destination as NodeJS.WritableStream);
+}
+
+export type { Logger };

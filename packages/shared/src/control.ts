@@ -1,0 +1,186 @@
+import { ErrorCodes, ProtocolError } from './errors.js';
+import { MAX_CONTROL_MESSAGE_BYTES, MAX_MAPPINGS_PER_AGENT } from './limits.js';
+
+/**
+ * Control messages travel as WebSocket text frames: JSON objects told apart by `type`.
+ *
+ * Handshake: the agent sends `hello` with a fresh nonce; the relay answers `welcome` with the
+ * nonce signed by its key. Only after the agent has checked that signature does it send `map`
+ * or serve a stream.
+ */
+
+/** A host port carried to a port inside the container. */
+export interface PortMapping {
+  hostPort: number;
+  containerPort: number;
+}
+
+export interface HelloMessage {
+  type: 'hello';
+  version: number;
+  nonce: string;
+  software: string;
+}
+
+export interface WelcomeMessage {
+  type: 'welcome';
+  version: number;
+  proof: string;
+  software: string;
+}
+
+export interface MapMessage {
+  type: 'map';
+  mappings: PortMapping[];
+}
+
+/** How a mirror of a mapped port fared on the relay's side. */
+export type MirrorStatus = 'mirrored' | 'busy' | 'failed';
+
+export interface MappedMessage {
+  type: 'mapped';
+  hostPort: number;
+  containerPort: number;
+  status: MirrorStatus;
+  addresses: string[];
+  detail?: string;
+}
+
+export interface ErrorMessage {
+  type: 'error';
+  code: string;
+  message: string;
+}
+
+export type ControlMessage =
+  HelloMessage | WelcomeMessage | MapMessage | MappedMessage | ErrorMessage;
+
+type Fields = Record<string, unknown>;
+
+function invalid(detail: string): ProtocolError {
+  return new ProtocolError(ErrorCodes.CONTROL_INVALID, `invalid control message: ${detail}`);
+}
+
+function string(fields: Fields, name: string, max = 1024): string {
+  const value = fields[name];
+
+  if (typeof value !== 'string' || value.length > max) {
+    throw invalid(`${name} must be a string of at most ${max} characters`);
+  }
+
+  return value;
+}
+
+function integer(fields: Fields, name: string, min: number, max: number): number {
+  const value = fields[name];
+
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(`${name} must be an integer from ${min} to ${max}`);
+  }
+
+  return value;
+}
+
+function port(fields: Fields, name: string): number {
+  return integer(fields, name, 1, 65535);
+}
+
+function object(value: unknown, what: string): Fields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalid(`${what} must be an object`);
+  }
+
+  return value as Fields;
+}
+
+function array(fields: Fields, name: string, max: number): unknown[] {
+  const value = fields[name];
+
+  if (!Array.isArray(value) || value.length > max) {
+    throw invalid(`${name} must be an array of at most ${max} items`);
+  }
+
+  return value;
+}
+
+const MIRROR_STATUSES: readonly string[] = ['mirrored', 'busy', 'failed'];
+
+const parsers: Record<ControlMessage['type'], (fields: Fields) => ControlMessage> = {
+  hello: (f) => ({
+    type: 'hello',
+    version: integer(f, 'version', 0, 0xffff),
+    nonce: string(f, 'nonce', 128),
+    software: string(f, 'software', 64),
+  }),
+  welcome: (f) => ({
+    type: 'welcome',
+    version: integer(f, 'version', 0, 0xffff),
+    proof: string(f, 'proof', 256),
+    software: string(f, 'software', 64),
+  }),
+  map: (f) => ({
+    type: 'map',
+    mappings: array(f, 'mappings', MAX_MAPPINGS_PER_AGENT).map((item) => {
+      const m = object(item, 'a mapping');
+
+      return { hostPort: port(m, 'hostPort'), containerPort: port(m, 'containerPort') };
+    }),
+  }),
+  mapped: (f) => {
+    const status = string(f, 'status', 16);
+
+    if (!MIRROR_STATUSES.includes(status)) {
+      throw invalid(`unknown mirror status "${status.slice(0, 16)}"`);
+    }
+
+    const message: MappedMessage = {
+      type: 'mapped',
+      hostPort: port(f, 'hostPort'),
+      containerPort: port(f, 'containerPort'),
+      status: status as MirrorStatus,
+      addresses: array(f, 'addresses', 16).map((a) => {
+        if (typeof a !== 'string' || a.length > 64) throw invalid('addresses must be strings');
+        return a;
+      }),
+    };
+
+    if (f['detail'] !== undefined) {
+      message.detail = string(f, 'detail', 512);
+    }
+
+    return message;
+  },
+  error: (f) => ({ type: 'error', code: string(f, 'code', 64), message: string(f, 'message') }),
+};
+
+/**
+ * Parses and validates one control message. Anything else — bad JSON, an unknown `type`, a
+ * missing field — is a ProtocolError, never a crash.
+ */
+export function parseControlMessage(text: string): ControlMessage {
+  if (text.length > MAX_CONTROL_MESSAGE_BYTES) {
+    throw invalid(`longer than ${MAX_CONTROL_MESSAGE_BYTES} characters`);
+  }
+
+  let value: unknown;
+
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw invalid('not JSON');
+  }
+
+  const fields = object(value, 'a control message');
+  const type = fields['type'];
+
+  if (typeof type !== 'string' || !Object.hasOwn(parsers, type)) {
+    throw invalid(`unknown type ${JSON.stringify(type)?.slice(0, 32) ?? 'undefined'}`);
+  }
+
+  return parsers[type as ControlMessage['type']](fields);
+}
+
+/** Serializes a control message for a text frame. */
+export function encodeControlMessage(message: ControlMessage): string {
+  return JSON.stringify(message);
+}

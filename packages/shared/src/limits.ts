@@ -1,0 +1,88 @@
+/**
+ * Every size, count and time that porthole's protocol depends on. Both ends read their limits
+ * from here so that a change is made once.
+ */
+
+/** The wire protocol spoken on `GET /agent`. Bumped on any incompatible change. */
+export const PROTOCOL_VERSION = 1;
+
+/** Audience of agent tokens: a token minted for anything else is refused. */
+export const TOKEN_AUDIENCE = 'porthole-agent';
+
+/** Issuer of agent tokens. */
+export const TOKEN_ISSUER = 'porthole-relay';
+
+/** Path of the agents' WebSocket on the relay's port. */
+export const AGENT_PATH = '/agent';
+
+/** Port the relay listens on unless told otherwise (the original guide's port). */
+export const DEFAULT_RELAY_PORT = 8888;
+
+/** Where an agent looks for the relay unless told otherwise. */
+export const DEFAULT_RELAY_URL = `ws://host.docker.internal:${DEFAULT_RELAY_PORT}`;
+
+/** Lifetime of a token minted without `--ttl`. */
+export const DEFAULT_TOKEN_TTL = '30d';
+
+/** Addresses a mirrored port binds when `--mirror-host` is not given. */
+export const DEFAULT_MIRROR_HOSTS: readonly string[] = ['127.0.0.1', '::1'];
+
+/** Bytes in a binary frame header: kind (1), stream id (4), payload length (4). */
+export const FRAME_HEADER_BYTES = 9;
+
+/** Largest payload of one binary frame. */
+export const MAX_FRAME_PAYLOAD_BYTES = 256 * 1024;
+
+/**
+ * Largest WebSocket message either side accepts. A binary message may carry several frames;
+ * ws closes the connection with 1009 when a peer sends more.
+ */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** Largest control (text) message. */
+export const MAX_CONTROL_MESSAGE_BYTES = 64 * 1024;
+
+/** Credit each side grants a new stream before the first window update. */
+export const INITIAL_STREAM_WINDOW_BYTES = 1024 * 1024;
+
+/** Consumed bytes that make a receiver send a window update. */
+export const WINDOW_UPDATE_THRESHOLD_BYTES = 256 * 1024;
+
+/** Largest send window a peer may grant: more is a flow-control error. */
+export const MAX_STREAM_WINDOW_BYTES = 2 ** 31 - 1;
+
+/** Bytes a tunnel stream buffers for its reader before it stops asking for more. */
+export const STREAM_READ_BUFFER_BYTES = 256 * 1024;
+
+/**
+ * Bytes queued on the WebSocket's socket above which stream writers wait for it to drain. Each
+ * stream is bounded by its window; this bounds all of them together.
+ */
+export const TRANSPORT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
+
+/** Streams one agent connection may have open at once. */
+export const MAX_STREAMS_PER_CONNECTION = 4096;
+
+/** Port mappings one agent may ask for. */
+export const MAX_MAPPINGS_PER_AGENT = 256;
+
+/** Agent names: what a token's `sub` may be. */
+export const AGENT_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/** Interval between liveness pings on the agent connection. */
+export const PING_INTERVAL_MS = 15_000;
+
+/** Pings in a row without an answer after which the connection is dropped. */
+export const MAX_MISSED_PINGS = 2;
+
+/** Time either side waits for the other's half of the handshake. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** First delay before an agent redials a relay it lost. */
+export const RECONNECT_MIN_DELAY_MS = 500;
+
+/** Longest delay between an agent's redials. */
+export const RECONNECT_MAX_DELAY_MS = 30_000;
+
+/** How long the relay holds a request for an agent that is reconnecting. */
+export const DEFAULT_HOLD_MS = 30_000;
