@@ -107,9 +107,9 @@ async function token(opts: { name: string; ttl: string; keyFile: string }): Prom
   const name = checkAgentName(opts.name);
   const key = await loadOrCreateRelayKey(opts.keyFile);
 
-  process.stdout.write(
-    `${await mintAgentToken({ privateKey: createPrivateKey(key.privateKey.export({ format: 'pem', type: 'pkcs8' })), name, ttlMs })}\n`,
-  );
+  const token = await mintAgentToken({ privateKey: key.privateKey, name, ttlMs });
+
+  process.stdout.write(`${token}\n`);
 }
 
 const program = new Command('porthole-relay')
