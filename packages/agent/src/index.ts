@@ -1,1 +1,9 @@
-export {};
+export { reconnectDelay } from './backoff.js';
+export { createLogger } from './logger.js';
+export { dialLoopback } from './loopback-dialer.js';
+export {
+  AGENT_SOFTWARE,
+  agentEndpoint,
+  TunnelClient,
+  type TunnelClientOptions,
+} from './tunnel-client.js';

@@ -1,1 +1,3 @@
-export {};
+export { defaultKeyFile, loadOrCreateRelayKey, type RelayKey } from './key-file.js';
+export { createLogger } from './logger.js';
+export { type Relay, type RelayOptions, startRelay } from './relay.js';

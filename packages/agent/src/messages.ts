@@ -1,0 +1,35 @@
+/** The agent's words for users, in one place. None of them quotes a token or a URL's query. */
+export const messages = {
+  connecting: (url: string) => `connecting to the relay at ${url}`,
+  connected: (name: string, url: string) => `connected to the relay at ${url} as "${name}"`,
+  unreachable: (url: string, reason: string, delayMs: number) =>
+    `relay at ${url} not reachable (${reason}); trying again in ${(delayMs / 1000).toFixed(1)} s`,
+  lost: (reason: string, delayMs: number) =>
+    `lost the relay (${reason}); reconnecting in ${(delayMs / 1000).toFixed(1)} s`,
+  mirrored: (containerPort: number, addresses: string[]) =>
+    `port ${containerPort} is mirrored on the host at ${addresses.join(', ')}`,
+  mirrorBusy: (containerPort: number, hostPort: number) =>
+    `port ${containerPort} is not mirrored: host port ${hostPort} is already in use on the ` +
+    "relay's machine",
+  mirrorFailed: (containerPort: number, hostPort: number, detail: string) =>
+    `port ${containerPort} is not mirrored: the relay cannot listen on host port ${hostPort} (${detail})`,
+  forbidden: (port: number) =>
+    `refused a stream to port ${port}: it is not a port this agent carries`,
+  refused: (port: number) => `nothing is listening on port ${port} in this container`,
+  relayError: (code: string, text: string) => `relay says: ${text} (${code})`,
+} as const;
+
+/** What the user should do when the relay refuses the token. */
+export function tokenAdvice(code: string): string {
+  const what =
+    code === 'PORTHOLE_ERR_TOKEN_EXPIRED'
+      ? 'the token has expired'
+      : code === 'PORTHOLE_ERR_TOKEN_MISSING'
+        ? 'no token was sent'
+        : 'the relay does not accept this token (it was minted by another relay, or damaged)';
+
+  return (
+    `${what}. Mint a new one on the relay's machine with "porthole-relay token --name NAME" ` +
+    'and pass it with --token, --token-file or PORTHOLE_TOKEN'
+  );
+}

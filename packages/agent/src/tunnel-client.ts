@@ -1,0 +1,380 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+
+import {
+  AGENT_PATH,
+  bridge,
+  CloseCodes,
+  type ControlMessage,
+  createNonce,
+  type DecodedAgentToken,
+  decodeAgentToken,
+  encodeControlMessage,
+  ErrorCodes,
+  HANDSHAKE_TIMEOUT_MS,
+  keepAlive,
+  MAX_MESSAGE_BYTES,
+  parseControlMessage,
+  PortholeError,
+  type PortMapping,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  ResetReason,
+  StreamSession,
+  type TunnelStream,
+  verifyRelayProof,
+  WebSocketTransport,
+} from '@porthole/shared';
+import WebSocket from 'ws';
+
+import { reconnectDelay } from './backoff.js';
+import { dialLoopback } from './loopback-dialer.js';
+import type { Logger } from './logger.js';
+import { messages, tokenAdvice } from './messages.js';
+
+export const AGENT_SOFTWARE = 'porthole-agent/0.1.0';
+
+export interface TunnelClientOptions {
+  /** `ws://` or `wss://` address of the relay. */
+  relayUrl: string;
+  token: string;
+  mappings: PortMapping[];
+  logger: Logger;
+}
+
+// The relay is the only peer on this hop and no browser sits on it, so the RFC 6455 mask
+// (meant to protect browser-side proxies) buys nothing; an all-zero key makes ws skip it,
+// which was most of the CPU spent per byte.
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
+}
+
+/** Turns the relay address into the agents' endpoint URL. */
+export function agentEndpoint(relayUrl: string): string {
+  let url: URL;
+
+  try {
+    url = new URL(relayUrl);
+  } catch {
+    throw new PortholeError(ErrorCodes.INVALID_OPTION, `--relay "${relayUrl}" is not a URL`);
+  }
+
+  if (url.protocol === 'http:') url.protocol = 'ws:';
+  if (url.protocol === 'https:') url.protocol = 'wss:';
+
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new PortholeError(
+      ErrorCodes.INVALID_OPTION,
+      `--relay "${relayUrl}" must start with ws://, wss://, http:// or https://`,
+    );
+  }
+
+  if (url.pathname === '/' || url.pathname === '') url.pathname = AGENT_PATH;
+
+  return url.toString();
+}
+
+/**
+ * The agent's end of the tunnel: dials the relay, proves nothing until the relay has proved
+ * it holds the key the token pins, then serves the relay's streams on the container's
+ * loopback. It redials with backoff until stopped, and gives up only when retrying cannot
+ * help (token refused, relay impostor, replaced by a newer agent).
+ */
+export class TunnelClient {
+  readonly #options: TunnelClientOptions;
+  readonly #log: Logger;
+  readonly #url: string;
+  readonly #allowedPorts: Set<number>;
+  #token: DecodedAgentToken | undefined;
+  #ws: WebSocket | undefined;
+  #session: StreamSession | undefined;
+  #attempt = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  #onConnected: (() => void) | undefined;
+
+  constructor(options: TunnelClientOptions) {
+    this.#options = options;
+    this.#log = options.logger;
+    this.#url = agentEndpoint(options.relayUrl);
+    this.#allowedPorts = new Set(options.mappings.map((m) => m.containerPort));
+  }
+
+  /** The agent's name, from its token (known once `run` has started). */
+  get name(): string | undefined {
+    return this.#token?.name;
+  }
+
+  /**
+   * Runs until `stop` (resolves) or a failure that retrying cannot fix (rejects with a
+   * PortholeError that says what to do). `onConnected` runs after each verified handshake.
+   */
+  async run(onConnected?: () => void): Promise<void> {
+    this.#token = await decodeAgentToken(this.#options.token);
+    this.#onConnected = onConnected;
+
+    return new Promise<void>((resolve, reject) => {
+      this.#settle = { resolve, reject };
+      this.#connect();
+    });
+  }
+
+  /** Closes the tunnel for good. */
+  stop(): void {
+    this.#finish();
+  }
+
+  #finish(err?: Error): void {
+    if (this.#stopped) return;
+
+    this.#stopped = true;
+    clearTimeout(this.#retryTimer);
+    this.#session?.close();
+    this.#ws?.close(CloseCodes.GOING_AWAY);
+
+    if (err === undefined) this.#settle?.resolve();
+    else this.#settle?.reject(err);
+  }
+
+  #connect(): void {
+    this.#log.debug({ relay: this.#url }, messages.connecting(this.#url));
+
+    const ws = new WebSocket(this.#url, {
+      headers: { authorization: `Bearer ${this.#options.token}` },
+      perMessageDeflate: false,
+      maxPayload: MAX_MESSAGE_BYTES,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      generateMask: zeroMask,
+    });
+    const nonce = createNonce();
+    let verified = false;
+    let failure: string | undefined;
+
+    this.#ws = ws;
+    ws.on('unexpected-response', (_req, res) => {
+      failure = `the relay answered HTTP ${res.statusCode ?? 0}`;
+      this.#refused(ws, res);
+    });
+    ws.on('upgrade', (res: IncomingMessage) => {
+      this.#session = this.#createSession(ws, res.socket);
+    });
+    ws.on('open', () => {
+      keepAlive(ws, () => this.#log.warn('the relay stopped answering pings'));
+      this.#send(ws, { type: 'hello', version: PROTOCOL_VERSION, nonce, software: AGENT_SOFTWARE });
+    });
+    ws.on('message', (data: Buffer, isBinary) => {
+      try {
+        if (isBinary) {
+          if (!verified) throw new ProtocolError(ErrorCodes.HANDSHAKE, 'stream before welcome');
+          this.#session?.receive(data);
+        } else {
+          verified = this.#control(ws, parseControlMessage(data.toString('utf8')), nonce, verified);
+        }
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err;
+        this.#log.warn({ code: err.code }, `relay broke the protocol: ${err.message}`);
+        ws.close(err.closeCode, err.code);
+      }
+    });
+    ws.on('error', (err: NodeJS.ErrnoException) => {
+      failure ??= err.code ?? err.message;
+    });
+    ws.on('close', (code, reason) => this.#closed(ws, verified, code, reason.toString(), failure));
+  }
+
+  #createSession(ws: WebSocket, socket: Socket): StreamSession {
+    return new StreamSession({
+      transport: new WebSocketTransport(ws, socket),
+      role: 'agent',
+      onStream: (stream) => this.#serve(stream),
+    });
+  }
+
+  #send(ws: WebSocket, message: ControlMessage): void {
+    ws.send(encodeControlMessage(message));
+  }
+
+  // Handles a control message; returns whether the relay has proved itself.
+  #control(ws: WebSocket, message: ControlMessage, nonce: string, verified: boolean): boolean {
+    if (message.type === 'error') {
+      this.#log.warn({ code: message.code }, messages.relayError(message.code, message.message));
+      return verified;
+    }
+
+    if (!verified) {
+      if (message.type !== 'welcome') {
+        throw new ProtocolError(ErrorCodes.HANDSHAKE, `expected welcome, got ${message.type}`);
+      }
+
+      this.#welcome(ws, message, nonce);
+      return !this.#stopped;
+    }
+
+    if (message.type === 'mapped') {
+      this.#mapped(message);
+      return true;
+    }
+
+    throw new ProtocolError(ErrorCodes.CONTROL_INVALID, `relays do not send ${message.type}`);
+  }
+
+  #welcome(
+    ws: WebSocket,
+    message: Extract<ControlMessage, { type: 'welcome' }>,
+    nonce: string,
+  ): void {
+    const token = this.#token as DecodedAgentToken;
+
+    if (message.version !== PROTOCOL_VERSION) {
+      throw new ProtocolError(
+        ErrorCodes.VERSION_MISMATCH,
+        `relay speaks protocol ${message.version}`,
+        CloseCodes.VERSION_MISMATCH,
+      );
+    }
+
+    // Before this check the peer is just whoever answered on the relay's address. Failing it
+    // means some other program holds that port: serve it nothing, and stop.
+    if (!verifyRelayProof(token.relayKey, nonce, message.proof)) {
+      ws.close(CloseCodes.RELAY_PROOF, ErrorCodes.RELAY_PROOF);
+      this.#finish(fatalError(CloseCodes.RELAY_PROOF));
+      return;
+    }
+
+    this.#attempt = 0;
+    this.#log.info({ relay: this.#url }, messages.connected(token.name, this.#url));
+
+    if (this.#options.mappings.length > 0) {
+      this.#send(ws, { type: 'map', mappings: this.#options.mappings });
+    }
+
+    this.#onConnected?.();
+  }
+
+  #mapped(message: Extract<ControlMessage, { type: 'mapped' }>): void {
+    const { status, containerPort, hostPort, addresses, detail } = message;
+
+    if (status === 'mirrored') {
+      this.#log.info({ containerPort, hostPort }, messages.mirrored(containerPort, addresses));
+    } else if (status === 'busy') {
+      this.#log.warn({ containerPort, hostPort }, messages.mirrorBusy(containerPort, hostPort));
+    } else {
+      this.#log.warn(
+        { containerPort, hostPort },
+        messages.mirrorFailed(containerPort, hostPort, detail ?? 'unknown reason'),
+      );
+    }
+  }
+
+  #serve(stream: TunnelStream): void {
+    const port = stream.port;
+
+    if (!this.#allowedPorts.has(port)) {
+      this.#log.warn({ port }, messages.forbidden(port));
+      stream.reset(ResetReason.FORBIDDEN);
+      return;
+    }
+
+    stream.on('error', () => undefined);
+    dialLoopback(port).then(
+      (socket) => {
+        if (stream.destroyed) {
+          socket.destroy();
+          return;
+        }
+
+        bridge(socket, stream);
+      },
+      (err: NodeJS.ErrnoException) => {
+        const refused = err.code === 'ECONNREFUSED';
+
+        this.#log.debug({ port, code: err.code }, messages.refused(port));
+        stream.reset(refused ? ResetReason.REFUSED : ResetReason.UNREACHABLE);
+      },
+    );
+  }
+
+  // The relay said no before upgrading. A 401 will not change by retrying; anything else
+  // (a proxy's 502, a relay still starting) might.
+  #refused(ws: WebSocket, res: IncomingMessage): void {
+    if (res.statusCode !== 401) {
+      res.resume();
+      ws.terminate();
+      return;
+    }
+
+    let body = '';
+
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => {
+      body += chunk.slice(0, 512);
+    });
+    res.on('end', () => {
+      let code: string = ErrorCodes.TOKEN_INVALID;
+
+      try {
+        code = String((JSON.parse(body) as { error?: unknown }).error ?? code);
+      } catch {
+        // Not our relay's JSON: keep the generic code.
+      }
+
+      this.#finish(new PortholeError(ErrorCodes.TOKEN_INVALID, tokenAdvice(code)));
+      ws.terminate();
+    });
+  }
+
+  #closed(ws: WebSocket, verified: boolean, code: number, reason: string, failure?: string): void {
+    if (this.#ws === ws) {
+      this.#session?.close();
+      this.#session = undefined;
+    }
+
+    if (this.#stopped) return;
+
+    const fatal = fatalError(code);
+
+    if (fatal !== undefined) {
+      this.#finish(fatal);
+      return;
+    }
+
+    const delay = reconnectDelay(this.#attempt);
+
+    this.#attempt += 1;
+
+    if (verified) {
+      this.#log.warn({ code }, messages.lost(reason || `code ${code}`, delay));
+    } else {
+      this.#log.warn(messages.unreachable(this.#url, failure ?? reason ?? `code ${code}`, delay));
+    }
+
+    this.#retryTimer = setTimeout(() => this.#connect(), delay);
+  }
+}
+
+// Close codes after which redialling cannot help.
+const FATAL_CLOSES: Record<number, { code: PortholeError['code']; text: string }> = {
+  [CloseCodes.REPLACED]: {
+    code: ErrorCodes.REPLACED,
+    text:
+      'another agent connected to the relay with the same name, so this one stopped: give each ' +
+      'container its own token (porthole-relay token --name NAME)',
+  },
+  [CloseCodes.VERSION_MISMATCH]: {
+    code: ErrorCodes.VERSION_MISMATCH,
+    text: 'the relay speaks another porthole protocol version: run the same release on both sides',
+  },
+  [CloseCodes.RELAY_PROOF]: {
+    code: ErrorCodes.RELAY_PROOF,
+    text:
+      'the server at the relay address could not prove it is the relay that minted this token: ' +
+      'another program may be listening on the relay port',
+  },
+};
+
+function fatalError(closeCode: number): PortholeError | undefined {
+  const fatal = FATAL_CLOSES[closeCode];
+
+  return fatal === undefined ? undefined : new PortholeError(fatal.code, fatal.text);
+}
