@@ -118,6 +118,8 @@ const program = new Command('porthole-relay')
       'dial this relay, and what arrives on a mirrored port reaches the same port in the container.',
   )
   .version(RELAY_SOFTWARE, '-v, --version')
+  // `token --key-file F` must reach the token command, not the relay's own --key-file.
+  .enablePositionalOptions()
   .addOption(
     env(
       new Option(
