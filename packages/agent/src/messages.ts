@@ -26,7 +26,9 @@ export function tokenAdvice(code: string): string {
       ? 'the token has expired'
       : code === 'PORTHOLE_ERR_TOKEN_MISSING'
         ? 'no token was sent'
-        : 'the relay does not accept this token (it was minted by another relay, or damaged)';
+        : code === 'PORTHOLE_ERR_TOKEN_INVALID'
+          ? 'the token is not one this relay accepts (minted by another relay, damaged, or not a porthole token)'
+          : `the relay refused the token (${code})`;
 
   return (
     `${what}. Mint a new one on the relay's machine with "porthole-relay token --name NAME" ` +

@@ -111,7 +111,11 @@ export class TunnelClient {
    * PortholeError that says what to do). `onConnected` runs after each verified handshake.
    */
   async run(onConnected?: () => void): Promise<void> {
-    this.#token = await decodeAgentToken(this.#options.token);
+    this.#token = await decodeAgentToken(this.#options.token).catch((err: unknown) => {
+      const code = err instanceof PortholeError ? err.code : ErrorCodes.TOKEN_INVALID;
+
+      throw new PortholeError(code, tokenAdvice(code));
+    });
     this.#onConnected = onConnected;
 
     return new Promise<void>((resolve, reject) => {
