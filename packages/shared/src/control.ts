@@ -158,8 +158,8 @@ const parsers: Record<ControlMessage['type'], (fields: Fields) => ControlMessage
  * missing field — is a ProtocolError, never a crash.
  */
 export function parseControlMessage(text: string): ControlMessage {
-  if (text.length > MAX_CONTROL_MESSAGE_BYTES) {
-    throw invalid(`longer than ${MAX_CONTROL_MESSAGE_BYTES} characters`);
+  if (Buffer.byteLength(text) > MAX_CONTROL_MESSAGE_BYTES) {
+    throw invalid(`longer than ${MAX_CONTROL_MESSAGE_BYTES} bytes`);
   }
 
   let value: unknown;

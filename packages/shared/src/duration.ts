@@ -8,6 +8,9 @@ const UNITS_MS: Record<string, number> = {
   d: 86_400_000,
 };
 
+// Ten years: longer than any token or hold should live, and far from float trouble.
+const MAX_DURATION_MS = 10 * 365 * 86_400_000;
+
 /**
  * Reads a duration such as `30s`, `5m`, `12h`, `30d` or `250ms`; a bare number is seconds.
  * Returns milliseconds.
@@ -24,6 +27,14 @@ export function parseDuration(text: string, what = 'duration'): number {
 
   const amount = Number(match[1]);
   const unit = UNITS_MS[match[2] ?? 's'] ?? 1000;
+  const ms = Math.round(amount * unit);
 
-  return Math.round(amount * unit);
+  if (!Number.isSafeInteger(ms) || ms > MAX_DURATION_MS) {
+    throw new PortholeError(
+      ErrorCodes.INVALID_OPTION,
+      `${what} "${text.slice(0, 40)}" is too long`,
+    );
+  }
+
+  return ms;
 }

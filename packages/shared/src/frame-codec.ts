@@ -227,12 +227,22 @@ export class FrameDecoder {
       case FrameKind.DATA:
         return { kind: FrameKind.DATA, streamId, payload };
       case FrameKind.WINDOW:
-        return { kind: FrameKind.WINDOW, streamId, increment: payload.readUInt32BE(0) };
+        return { kind: FrameKind.WINDOW, streamId, increment: this.#increment(payload) };
       case FrameKind.END:
         return { kind: FrameKind.END, streamId };
       default:
         return { kind: FrameKind.RESET, streamId, reason: payload.readUInt16BE(0) };
     }
+  }
+
+  #increment(payload: Buffer): number {
+    const increment = payload.readUInt32BE(0);
+
+    if (increment === 0) {
+      throw new ProtocolError(ErrorCodes.FRAME_MALFORMED, 'window increment of 0');
+    }
+
+    return increment;
   }
 
   // Takes n bytes off the front of the buffered input, without copying when they sit in one

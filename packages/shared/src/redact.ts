@@ -4,16 +4,18 @@
  * secrets all travel as query values, so none of them can reach a log.
  */
 export function describeTarget(target: string): string {
-  const queryAt = target.indexOf('?');
+  // The fragment goes first: it may itself hold a '?' and secrets (an implicit-flow token).
+  const bare = stripFragment(target);
+  const queryAt = bare.indexOf('?');
 
   if (queryAt === -1) {
-    return stripFragment(target);
+    return bare;
   }
 
-  const path = target.slice(0, queryAt);
+  const path = bare.slice(0, queryAt);
   const names: string[] = [];
 
-  for (const pair of stripFragment(target.slice(queryAt + 1)).split('&')) {
+  for (const pair of bare.slice(queryAt + 1).split('&')) {
     if (pair === '') {
       continue;
     }

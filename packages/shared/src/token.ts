@@ -29,7 +29,7 @@ export interface MintOptions {
 
 /** The public half of a relay key as a JWK, as embedded in tokens. */
 export function publicJwk(key: KeyObject): Record<string, string> {
-  const jwk = createPublicKey(key).export({ format: 'jwk' });
+  const jwk = (key.type === 'public' ? key : createPublicKey(key)).export({ format: 'jwk' });
 
   return { kty: String(jwk.kty), crv: String(jwk.crv), x: String(jwk.x) };
 }

@@ -95,8 +95,10 @@ export class TunnelStream extends Duplex {
     callback();
   }
 
+  // Node calls _read before it takes the bytes being read out of the buffer, so the credit is
+  // worked out a moment later, when readableLength tells what was really consumed.
   override _read(): void {
-    this.#maybeCredit();
+    queueMicrotask(() => this.#maybeCredit());
   }
 
   override _destroy(err: Error | null, callback: (err: Error | null) => void): void {

@@ -1,0 +1,126 @@
+import { chmodSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { startContainerServer } from '../helpers/container-server.js';
+import { httpRequest } from '../helpers/http-client.js';
+import { freePort } from '../helpers/ports.js';
+import { Program, RELAY_CLI } from '../helpers/processes.js';
+import {
+  mintToken,
+  startAgentProcess,
+  startRelayProcess,
+  tempDir,
+  waitForMirror,
+} from '../helpers/relay.js';
+
+describe('the relay key', () => {
+  it('is created with mode 0600 in a directory only its owner can enter', async () => {
+    const relay = await startRelayProcess();
+
+    expect(statSync(relay.keyFile).mode & 0o777).toBe(0o600);
+    expect(statSync(dirname(relay.keyFile)).mode & 0o077).toBe(0);
+    await relay.program.stop();
+  });
+
+  it('is refused when other users can read it', async () => {
+    const relay = await startRelayProcess();
+
+    await relay.program.stop();
+    chmodSync(relay.keyFile, 0o644);
+
+    const again = new Program(process.execPath, [
+      RELAY_CLI,
+      '--port',
+      '0',
+      '--key-file',
+      relay.keyFile,
+    ]);
+
+    expect(await again.exited).toBe(1);
+    expect(again.output).toContain(
+      `other users can read it (mode 644); run chmod 600 ${relay.keyFile}`,
+    );
+  });
+
+  it('is reported plainly when it cannot be created, leaving nothing behind', async () => {
+    const dir = tempDir();
+    const blocker = join(dir, 'not-a-directory');
+
+    writeFileSync(blocker, '');
+
+    const relay = new Program(process.execPath, [
+      RELAY_CLI,
+      '--port',
+      '0',
+      '--key-file',
+      join(blocker, 'key.pem'),
+    ]);
+
+    expect(await relay.exited).toBe(1);
+    expect(relay.output).toMatch(/porthole-relay: key file .*key\.pem: cannot be (read|created) \(E\w+\)/);
+    expect(readdirSync(dir)).toEqual(['not-a-directory']);
+  });
+});
+
+describe('logs at debug level', () => {
+  it('contain no token, query value, header value or body', async () => {
+    const server = await startContainerServer();
+    const relay = await startRelayProcess();
+    const token = await mintToken(relay.keyFile, 'dev');
+    const hostPort = await freePort();
+    const closedHostPort = await freePort();
+    const agent = startAgentProcess(relay.wsUrl, token, [
+      '--map',
+      `${hostPort}:${server.port}`,
+      '--map',
+      `${closedHostPort}:${await freePort()}`,
+    ]);
+    const secrets = [
+      'SECRETCODE4711',
+      'SECRETSTATE0815',
+      'SECRETTOKEN1234',
+      'SECRETBODY999',
+      'SECRETHEADER42',
+      'SECRETCOOKIE7',
+    ];
+
+    await waitForMirror(relay.url, hostPort);
+    await waitForMirror(relay.url, closedHostPort);
+
+    const query = `?code=${secrets[0]}&state=${secrets[1]}&access_token=${secrets[2]}`;
+    const headers = { authorization: `Bearer ${secrets[4]}`, cookie: `sid=${secrets[5]}` };
+
+    await httpRequest(`http://localhost:${hostPort}/callback${query}`, { headers });
+    await httpRequest(`http://localhost:${hostPort}/form${query}`, {
+      method: 'POST',
+      headers,
+      body: `code=${secrets[3]}`,
+    });
+    await httpRequest(`http://localhost:${closedHostPort}/callback${query}`, { headers });
+    await httpRequest(`${relay.url}/health${query}`, { headers });
+    await httpRequest(`${relay.url}/api/agents${query}`, { headers });
+    await httpRequest(`${relay.url}/nowhere${query}`, { headers });
+    await fetch(`${relay.url}/agent${query}`, {
+      headers: { ...headers, connection: 'upgrade', upgrade: 'websocket' },
+    }).catch(() => null);
+
+    await agent.stop();
+    await relay.program.stop();
+    await server.close();
+
+    const logs = `${relay.program.output}\n${agent.output}`;
+
+    expect(relay.program.records.length).toBeGreaterThan(5);
+    expect(agent.records.length).toBeGreaterThan(2);
+    for (const secret of [
+      ...secrets,
+      token,
+      token.split('.')[1] ?? token,
+      token.split('.')[2] ?? token,
+    ]) {
+      expect(logs).not.toContain(secret);
+    }
+  });
+});
