@@ -59,7 +59,9 @@ describe('the relay key', () => {
     ]);
 
     expect(await relay.exited).toBe(1);
-    expect(relay.output).toMatch(/porthole-relay: key file .*key\.pem: cannot be (read|created) \(E\w+\)/);
+    expect(relay.output).toMatch(
+      /porthole-relay: key file .*key\.pem: cannot be (read|created) \(E\w+\)/,
+    );
     expect(readdirSync(dir)).toEqual(['not-a-directory']);
   });
 });
