@@ -7,6 +7,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     // End-to-end files start real processes and bind ports; two cores run two at a time well.
     maxWorkers: 2,
-    reporters: ['default'],
+    reporters: ['default', './test/plain-summary-reporter.ts'],
   },
 });
