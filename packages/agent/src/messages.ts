@@ -16,6 +16,8 @@ export const messages = {
   forbidden: (port: number) =>
     `refused a stream to port ${port}: it is not a port this agent carries`,
   refused: (port: number) => `nothing is listening on port ${port} in this container`,
+  relayBrokeProtocol: (detail: string) => `the relay broke the protocol: ${detail}`,
+  internalError: (detail: string) => `unexpected failure, reconnecting: ${detail}`,
   relayError: (code: string, text: string) => `relay says: ${text} (${code})`,
 } as const;
 

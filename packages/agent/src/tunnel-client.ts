@@ -176,9 +176,16 @@ export class TunnelClient {
           verified = this.#control(ws, parseControlMessage(data.toString('utf8')), nonce, verified);
         }
       } catch (err) {
-        if (!(err instanceof ProtocolError)) throw err;
-        this.#log.warn({ code: err.code }, `relay broke the protocol: ${err.message}`);
-        ws.close(err.closeCode, err.code);
+        const known = err instanceof ProtocolError;
+
+        this.#log.warn(
+          { code: known ? err.code : ErrorCodes.INTERNAL },
+          known ? messages.relayBrokeProtocol(err.message) : messages.internalError(String(err)),
+        );
+        ws.close(
+          known ? err.closeCode : CloseCodes.INTERNAL,
+          known ? err.code : ErrorCodes.INTERNAL,
+        );
       }
     });
     ws.on('error', (err: NodeJS.ErrnoException) => {

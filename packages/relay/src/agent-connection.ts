@@ -140,8 +140,20 @@ export class AgentConnection {
         this.#control(parseControlMessage(data.toString('utf8')));
       }
     } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
-      this.fail(err);
+      // One agent's trouble never takes the relay down for the others.
+      this.fail(
+        err instanceof ProtocolError
+          ? err
+          : new ProtocolError(
+              ErrorCodes.INTERNAL,
+              'the relay failed to handle a message',
+              CloseCodes.INTERNAL,
+            ),
+      );
+
+      if (!(err instanceof ProtocolError)) {
+        this.log.error({ err: { message: String(err) } }, messages.internalError(this.name));
+      }
     }
   }
 

@@ -16,6 +16,8 @@ export const messages = {
   agentDisconnected: (name: string) => `container "${name}" disconnected`,
   agentSilent: (name: string) =>
     `container "${name}" stopped answering pings: dropping its connection`,
+  internalError: (name: string) =>
+    `closed the connection of container "${name}" after an unexpected failure`,
   agentRefused: (code: string) => `refused an agent connection (${code})`,
   agentProtocolError: (name: string, code: string) =>
     `closed the connection of container "${name}": it broke the protocol (${code})`,

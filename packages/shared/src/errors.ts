@@ -35,6 +35,8 @@ export const ErrorCodes = {
   REPLACED: 'PORTHOLE_ERR_REPLACED',
   /** The relay's key file could not be read, created or trusted. */
   KEY_FILE: 'PORTHOLE_ERR_KEY_FILE',
+  /** Something failed that should not have: a bug, reported without detail to the peer. */
+  INTERNAL: 'PORTHOLE_ERR_INTERNAL',
   /** A command-line option or environment variable has a value that cannot work. */
   INVALID_OPTION: 'PORTHOLE_ERR_INVALID_OPTION',
 } as const;
@@ -73,6 +75,7 @@ export const CloseCodes = {
   HANDSHAKE: 4003,
   RELAY_SHUTDOWN: 4004,
   RELAY_PROOF: 4005,
+  INTERNAL: 1011,
 } as const;
 
 /** Whether `value` is a porthole error with the given code. */
