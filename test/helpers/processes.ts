@@ -13,6 +13,8 @@ export const AGENT_CLI = join(dirname(require.resolve('@porthole/agent')), 'cli.
 export class Program {
   readonly child: ChildProcess;
   readonly lines: string[] = [];
+  /** The lines printed on stdout alone (they appear in `lines` too, among stderr's). */
+  readonly stdout: string[] = [];
   readonly exited: Promise<number | null>;
   #watchers: { test: (line: string) => boolean; resolve: (line: string) => void }[] = [];
 
@@ -21,8 +23,9 @@ export class Program {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
-    this.#collect(this.child.stdout);
+    // 'close', not 'exit': it comes once the output has been read to the end as well.
+    this.exited = new Promise((resolve) => this.child.once('close', (code) => resolve(code)));
+    this.#collect(this.child.stdout, this.stdout);
     this.#collect(this.child.stderr);
   }
 
@@ -89,7 +92,7 @@ export class Program {
     return this.exited;
   }
 
-  #collect(stream: NodeJS.ReadableStream | null): void {
+  #collect(stream: NodeJS.ReadableStream | null, own?: string[]): void {
     let rest = '';
 
     stream?.setEncoding('utf8');
@@ -97,14 +100,15 @@ export class Program {
       const parts = (rest + chunk).split('\n');
 
       rest = parts.pop() ?? '';
-      for (const line of parts) this.#line(line);
+      for (const line of parts) this.#line(line, own);
     });
     stream?.on('end', () => {
-      if (rest !== '') this.#line(rest);
+      if (rest !== '') this.#line(rest, own);
     });
   }
 
-  #line(line: string): void {
+  #line(line: string, own?: string[]): void {
+    own?.push(line);
     this.lines.push(line);
     this.#watchers = this.#watchers.filter((w) => {
       if (!w.test(line)) return true;

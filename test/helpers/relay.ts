@@ -20,22 +20,33 @@ export function tempDir(prefix = 'porthole-test-'): string {
 
 /** Starts `porthole-relay` and waits until it listens. */
 export async function startRelayProcess(
-  options: { port?: number; keyFile?: string; args?: string[]; host?: string } = {},
+  options: {
+    port?: number;
+    keyFile?: string;
+    args?: string[];
+    host?: string;
+    /** Environment variables for the relay, on top of the test's own. */
+    env?: NodeJS.ProcessEnv;
+  } = {},
 ): Promise<RelayProcess> {
   const keyFile = options.keyFile ?? join(tempDir(), 'relay-key.pem');
   const host = options.host ?? '127.0.0.1';
-  const program = new Program(process.execPath, [
-    RELAY_CLI,
-    '--host',
-    host,
-    '--port',
-    String(options.port ?? 0),
-    '--key-file',
-    keyFile,
-    '--log-level',
-    'debug',
-    ...(options.args ?? []),
-  ]);
+  const program = new Program(
+    process.execPath,
+    [
+      RELAY_CLI,
+      '--host',
+      host,
+      '--port',
+      String(options.port ?? 0),
+      '--key-file',
+      keyFile,
+      '--log-level',
+      'debug',
+      ...(options.args ?? []),
+    ],
+    options.env,
+  );
   const line = await program.waitForLine(/relay listening on/);
   const listen = String(JSON.parse(line).listen);
   const port = Number(new URL(listen).port);

@@ -1,20 +1,35 @@
 #!/usr/bin/env node
-import { DEFAULT_RELAY_URL, PortholeError, type PortMapping } from '@porthole/shared';
+import { fileURLToPath } from 'node:url';
+
+import {
+  DEFAULT_RELAY_URL,
+  envFlag,
+  ErrorCodes,
+  PortholeError,
+  type PortMapping,
+} from '@porthole/shared';
 import { Command, Option } from 'commander';
 
+import { Agent } from './agent.js';
+import { handOff } from './browser-handoff.js';
 import { createLogger } from './logger.js';
 import { collectMappings, resolveToken } from './options.js';
-import { AGENT_SOFTWARE, TunnelClient } from './tunnel-client.js';
+import { parsePortRanges } from './port-watcher.js';
+import { runWrapped } from './run-command.js';
+import { AGENT_SOFTWARE } from './tunnel-client.js';
 
 interface AgentCliOptions {
   relay: string;
   token?: string;
   tokenFile?: string;
   map?: PortMapping[];
+  watch: boolean;
+  ports: string;
   logLevel: string;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const AGENT_CLI = fileURLToPath(import.meta.url);
 
 function fail(err: unknown): never {
   // A PortholeError is meant for the user; anything else is a bug, still told in one line.
@@ -28,48 +43,132 @@ function env(option: Option, name: string): Option {
   return option.env(`PORTHOLE_${name}`);
 }
 
-async function runTunnel(opts: AgentCliOptions): Promise<void> {
-  const token = resolveToken(opts.token, opts.tokenFile);
-  const logger = createLogger(opts.logLevel);
-  const client = new TunnelClient({
+function withAgentOptions(command: Command): Command {
+  return command
+    .addOption(
+      env(new Option('--relay <url>', 'address of the relay').default(DEFAULT_RELAY_URL), 'RELAY'),
+    )
+    .addOption(
+      env(new Option('--token <token>', 'agent token from "porthole-relay token"'), 'TOKEN'),
+    )
+    .addOption(
+      env(new Option('--token-file <file>', 'read the token from this file'), 'TOKEN_FILE'),
+    )
+    .addOption(
+      env(
+        new Option(
+          '--map <hostport:containerport>',
+          'carry a host port to a container port; repeatable',
+        ).argParser(collectMappings),
+        'MAP',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--no-watch',
+        'do not mirror the ports that open in this container (env: PORTHOLE_NO_WATCH=1)',
+      ),
+    )
+    .addOption(
+      env(
+        new Option(
+          '--ports <ranges>',
+          'which listening ports to mirror, e.g. 3000,8000-9000',
+        ).default('1024-65535'),
+        'PORTS',
+      ),
+    )
+    .addOption(
+      env(
+        new Option('--log-level <level>', 'log detail').choices(LOG_LEVELS).default('info'),
+        'LOG_LEVEL',
+      ),
+    );
+}
+
+// commander's env() turns any value on, even 0; this reads 0/false/no as off.
+function readEnvFlags(command: Command): void {
+  if (command.getOptionValueSource('watch') === 'default' && envFlag('PORTHOLE_NO_WATCH')) {
+    command.setOptionValueWithSource('watch', false, 'env');
+  }
+}
+
+function createAgent(opts: AgentCliOptions): Agent {
+  let watchPorts: (port: number) => boolean;
+
+  try {
+    watchPorts = parsePortRanges(opts.ports);
+  } catch (err) {
+    throw new PortholeError(ErrorCodes.INVALID_OPTION, (err as Error).message);
+  }
+
+  return new Agent({
     relayUrl: opts.relay,
-    token,
+    token: resolveToken(opts.token, opts.tokenFile),
     mappings: opts.map ?? [],
-    logger,
+    watch: opts.watch,
+    watchPorts,
+    logger: createLogger(opts.logLevel),
   });
-  const stop = () => client.stop();
+}
+
+async function runAgent(opts: AgentCliOptions): Promise<void> {
+  const agent = createAgent(opts);
+  const stop = () => agent.stop();
 
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  await client.run();
+  await agent.run();
 }
 
-const program = new Command('porthole-agent')
-  .description(
-    'Runs in a container: dials the porthole relay on the host and carries what reaches the ' +
-      "relay's mirrored ports to the same ports on this container's loopback.",
-  )
-  .version(AGENT_SOFTWARE, '-v, --version')
-  .addOption(
-    env(new Option('--relay <url>', 'address of the relay').default(DEFAULT_RELAY_URL), 'RELAY'),
-  )
-  .addOption(env(new Option('--token <token>', 'agent token from "porthole-relay token"'), 'TOKEN'))
-  .addOption(env(new Option('--token-file <file>', 'read the token from this file'), 'TOKEN_FILE'))
-  .addOption(
-    env(
-      new Option(
-        '--map <hostport:containerport>',
-        'carry a host port to a container port; repeatable',
-      ).argParser(collectMappings),
-      'MAP',
-    ),
-  )
-  .addOption(
-    env(
-      new Option('--log-level <level>', 'log detail').choices(LOG_LEVELS).default('info'),
-      'LOG_LEVEL',
-    ),
-  )
-  .action(runTunnel);
+// The wrapped command is the point of the container: a tunnel that cannot start is reported,
+// but the command runs anyway and its status is what the container exits with.
+async function runCommand(command: string[], opts: AgentCliOptions): Promise<void> {
+  const agent = createAgent(opts);
+  const tunnel = agent.run().catch((err: unknown) => {
+    const message = err instanceof PortholeError ? err.message : String(err);
+
+    process.stderr.write(`porthole-agent: ${message}\n`);
+  });
+  const status = await runWrapped(command, AGENT_CLI);
+
+  agent.stop();
+  await tunnel;
+  process.exit(status);
+}
+
+async function openUrl(url: string): Promise<void> {
+  if (!(await handOff(url))) {
+    process.stdout.write(`Open this page to continue: ${url}\n`);
+  }
+}
+
+const program = withAgentOptions(
+  new Command('porthole-agent')
+    .description(
+      'Runs in a container: dials the porthole relay on the host, which then listens for this ' +
+        "container's ports on the host's loopback and carries what arrives into this container.",
+    )
+    .version(AGENT_SOFTWARE, '-v, --version')
+    .enablePositionalOptions(),
+)
+  .hook('preAction', (_program, action) => readEnvFlags(action))
+  .action(runAgent);
+
+withAgentOptions(
+  program
+    .command('run')
+    .description(
+      'run a command with the tunnel beside it: its browser requests open on the host, its ' +
+        'callback ports are mirrored there, and its exit status is returned',
+    )
+    .argument('<command...>', 'the command and its arguments, after --'),
+).action(runCommand);
+
+program
+  .command('open')
+  .description('open a URL in the browser on the relay side (what BROWSER and xdg-open run)')
+  .argument('<url>')
+  .action(openUrl);
 
 program.parseAsync().catch(fail);

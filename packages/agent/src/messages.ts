@@ -13,6 +13,15 @@ export const messages = {
     "relay's machine",
   mirrorFailed: (containerPort: number, hostPort: number, detail: string) =>
     `port ${containerPort} is not mirrored: the relay cannot listen on host port ${hostPort} (${detail})`,
+  listening: (port: number, addresses: string[]) =>
+    `port ${port} is listening in this container → mirrored on the host at ${addresses.join(', ')}`,
+  loginStarted: (port: number) =>
+    `a login will call back on port ${port}: asking the relay to listen there and open the page`,
+  openWhileAway: () =>
+    'the relay is not connected: the page opens once it is (or copy the URL from the tool)',
+  handoffTaken: () =>
+    'another porthole agent in this container already receives browser requests; this one ' +
+    'only carries ports',
   forbidden: (port: number) =>
     `refused a stream to port ${port}: it is not a port this agent carries`,
   refused: (port: number) => `nothing is listening on port ${port} in this container`,

@@ -13,7 +13,9 @@ import {
   ErrorCodes,
   HANDSHAKE_TIMEOUT_MS,
   keepAlive,
+  LOGIN_TTL_MS,
   MAX_MESSAGE_BYTES,
+  MAX_PENDING_LOGINS,
   parseControlMessage,
   PortholeError,
   type PortMapping,
@@ -29,6 +31,7 @@ import WebSocket from 'ws';
 
 import { reconnectDelay } from './backoff.js';
 import { dialLoopback } from './loopback-dialer.js';
+import { type LoginCallback, loginCallbackOf } from './login-url.js';
 import type { Logger } from './logger.js';
 import { messages, tokenAdvice } from './messages.js';
 
@@ -40,6 +43,13 @@ export interface TunnelClientOptions {
   token: string;
   mappings: PortMapping[];
   logger: Logger;
+  /** Reads the listening ports afresh (the port watcher), for a port not seen listening yet. */
+  rescan?: () => Promise<number[]>;
+}
+
+interface PendingLogin {
+  callback: LoginCallback;
+  expiresAt: number;
 }
 
 // The relay is the only peer on this hop and no browser sits on it, so the RFC 6455 mask
@@ -84,9 +94,14 @@ export class TunnelClient {
   readonly #options: TunnelClientOptions;
   readonly #log: Logger;
   readonly #url: string;
-  readonly #allowedPorts: Set<number>;
+  readonly #mappedPorts: Set<number>;
+  readonly #logins = new Map<string, PendingLogin>();
+  #listening: number[] = [];
+  #pendingOpens: string[] = [];
   #token: DecodedAgentToken | undefined;
   #ws: WebSocket | undefined;
+  /** The connection once the relay has proved itself; undefined while away. */
+  #live: WebSocket | undefined;
   #session: StreamSession | undefined;
   #attempt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -98,7 +113,85 @@ export class TunnelClient {
     this.#options = options;
     this.#log = options.logger;
     this.#url = agentEndpoint(options.relayUrl);
-    this.#allowedPorts = new Set(options.mappings.map((m) => m.containerPort));
+    this.#mappedPorts = new Set(options.mappings.map((m) => m.containerPort));
+  }
+
+  /** Tells the relay which ports listen in the container now (the whole set). */
+  setListeningPorts(ports: number[]): void {
+    this.#listening = ports;
+
+    if (this.#live !== undefined) {
+      this.#send(this.#live, { type: 'ports', ports });
+    }
+  }
+
+  /**
+   * Asks the relay to open `url` in the host's browser. An authorization URL's callback port
+   * is registered first, so that the host listener exists before the browser comes back.
+   */
+  openUrl(url: string): void {
+    const callback = loginCallbackOf(url);
+
+    this.#pruneLogins();
+
+    if (callback !== null && this.#logins.size < MAX_PENDING_LOGINS) {
+      this.#logins.set(`${callback.port} ${callback.state ?? ''}`, {
+        callback,
+        expiresAt: Date.now() + LOGIN_TTL_MS,
+      });
+      this.#log.info({ port: callback.port }, messages.loginStarted(callback.port));
+    }
+
+    if (this.#live === undefined) {
+      this.#log.warn(messages.openWhileAway());
+      this.#pendingOpens.push(url);
+      return;
+    }
+
+    if (callback !== null) {
+      this.#send(this.#live, { type: 'register', ...callback });
+    }
+
+    this.#send(this.#live, { type: 'open', url });
+  }
+
+  // Whether the relay may open a stream to `port`: only ports the user mapped, ports seen
+  // listening, or the callback port of a login in progress. A port that opened since the last
+  // scan (a tool that started listening a moment ago) is looked up afresh.
+  async #mayDial(port: number): Promise<boolean> {
+    if (this.#mappedPorts.has(port) || this.#listening.includes(port)) return true;
+
+    this.#pruneLogins();
+
+    if ([...this.#logins.values()].some((login) => login.callback.port === port)) return true;
+
+    return (await this.#options.rescan?.())?.includes(port) ?? false;
+  }
+
+  #pruneLogins(): void {
+    const now = Date.now();
+
+    for (const [key, login] of this.#logins) {
+      if (login.expiresAt <= now) this.#logins.delete(key);
+    }
+  }
+
+  // After each verified handshake the relay learns everything again: it may have restarted.
+  #announce(ws: WebSocket): void {
+    if (this.#options.mappings.length > 0) {
+      this.#send(ws, { type: 'map', mappings: this.#options.mappings });
+    }
+
+    this.#send(ws, { type: 'ports', ports: this.#listening });
+    this.#pruneLogins();
+
+    for (const { callback } of this.#logins.values()) {
+      this.#send(ws, { type: 'register', ...callback });
+    }
+
+    for (const url of this.#pendingOpens.splice(0)) {
+      this.#send(ws, { type: 'open', url });
+    }
   }
 
   /** The agent's name, from its token (known once `run` has started). */
@@ -189,7 +282,7 @@ export class TunnelClient {
       }
     });
     ws.on('error', (err: NodeJS.ErrnoException) => {
-      failure ??= err.code ?? err.message;
+      failure ??= describeFailure(err);
     });
     ws.on('close', (code, reason) => this.#closed(ws, verified, code, reason.toString(), failure));
   }
@@ -254,17 +347,19 @@ export class TunnelClient {
     }
 
     this.#attempt = 0;
+    this.#live = ws;
     this.#log.info({ relay: this.#url }, messages.connected(token.name, this.#url));
-
-    if (this.#options.mappings.length > 0) {
-      this.#send(ws, { type: 'map', mappings: this.#options.mappings });
-    }
-
+    this.#announce(ws);
     this.#onConnected?.();
   }
 
   #mapped(message: Extract<ControlMessage, { type: 'mapped' }>): void {
     const { status, containerPort, hostPort, addresses, detail } = message;
+
+    if (message.source === 'listening' && status === 'mirrored') {
+      this.#log.info({ containerPort }, messages.listening(containerPort, addresses));
+      return;
+    }
 
     if (status === 'mirrored') {
       this.#log.info({ containerPort, hostPort }, messages.mirrored(containerPort, addresses));
@@ -281,29 +376,31 @@ export class TunnelClient {
   #serve(stream: TunnelStream): void {
     const port = stream.port;
 
-    if (!this.#allowedPorts.has(port)) {
-      this.#log.warn({ port }, messages.forbidden(port));
-      stream.reset(ResetReason.FORBIDDEN);
-      return;
-    }
-
     stream.on('error', () => undefined);
-    dialLoopback(port).then(
-      (socket) => {
-        if (stream.destroyed) {
-          socket.destroy();
-          return;
-        }
+    void this.#mayDial(port).then((allowed) => {
+      if (!allowed) {
+        this.#log.warn({ port }, messages.forbidden(port));
+        stream.reset(ResetReason.FORBIDDEN);
+        return;
+      }
 
-        bridge(socket, stream);
-      },
-      (err: NodeJS.ErrnoException) => {
-        const refused = err.code === 'ECONNREFUSED';
+      dialLoopback(port).then(
+        (socket) => {
+          if (stream.destroyed) {
+            socket.destroy();
+            return;
+          }
 
-        this.#log.debug({ port, code: err.code }, messages.refused(port));
-        stream.reset(refused ? ResetReason.REFUSED : ResetReason.UNREACHABLE);
-      },
-    );
+          bridge(socket, stream);
+        },
+        (err: NodeJS.ErrnoException) => {
+          const refused = err.code === 'ECONNREFUSED';
+
+          this.#log.debug({ port, code: err.code }, messages.refused(port));
+          stream.reset(refused ? ResetReason.REFUSED : ResetReason.UNREACHABLE);
+        },
+      );
+    });
   }
 
   // The relay said no before upgrading. A 401 will not change by retrying; anything else
@@ -339,6 +436,7 @@ export class TunnelClient {
     if (this.#ws === ws) {
       this.#session?.close();
       this.#session = undefined;
+      this.#live = undefined;
     }
 
     if (this.#stopped) return;
@@ -388,4 +486,15 @@ function fatalError(closeCode: number): PortholeError | undefined {
   const fatal = FATAL_CLOSES[closeCode];
 
   return fatal === undefined ? undefined : new PortholeError(fatal.code, fatal.text);
+}
+
+// TLS failures come as OpenSSL codes; say what to do about the common one.
+function describeFailure(err: NodeJS.ErrnoException): string {
+  const code = err.code ?? err.message;
+
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) {
+    return `${code}: this container does not trust the relay's certificate; give its CA with NODE_EXTRA_CA_CERTS=FILE`;
+  }
+
+  return code;
 }

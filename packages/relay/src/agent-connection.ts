@@ -8,7 +8,6 @@ import {
   ErrorCodes,
   HANDSHAKE_TIMEOUT_MS,
   keepAlive,
-  type MappedMessage,
   parseControlMessage,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -29,12 +28,14 @@ export interface AgentConnectionHooks {
   software: string;
   logger: Logger;
   onReady(connection: AgentConnection): void;
-  onMap(connection: AgentConnection, message: Extract<ControlMessage, { type: 'map' }>): void;
+  onMessage(connection: AgentConnection, message: AgentMessage): void;
   onClose(connection: AgentConnection): void;
 }
 
-/** A port the agent asked for, and how its mirror fared. */
-export type PortState = Omit<MappedMessage, 'type'>;
+/** What an agent may send once connected. */
+export type AgentMessage = Extract<ControlMessage, { type: 'map' | 'ports' | 'register' | 'open' }>;
+
+const AGENT_MESSAGE_TYPES: ReadonlySet<string> = new Set(['map', 'ports', 'register', 'open']);
 
 /**
  * One agent's WebSocket, from handshake to close: answers the agent's nonce with the relay's
@@ -45,7 +46,6 @@ export class AgentConnection {
   readonly tokenId: string;
   readonly address: string;
   readonly connectedAt = new Date();
-  readonly ports = new Map<number, PortState>();
   readonly log: Logger;
   readonly #ws: WebSocket;
   readonly #hooks: AgentConnectionHooks;
@@ -167,11 +167,11 @@ export class AgentConnection {
       return;
     }
 
-    if (message.type !== 'map') {
+    if (!AGENT_MESSAGE_TYPES.has(message.type)) {
       throw new ProtocolError(ErrorCodes.CONTROL_INVALID, `agents do not send ${message.type}`);
     }
 
-    this.#hooks.onMap(this, message);
+    this.#hooks.onMessage(this, message as AgentMessage);
   }
 
   #hello(message: Extract<ControlMessage, { type: 'hello' }>): void {

@@ -4,6 +4,7 @@ import {
   DEFAULT_RELAY_PORT,
   DEFAULT_TOKEN_TTL,
   checkAgentName,
+  envFlag,
   mintAgentToken,
   parseDuration,
   PortholeError,
@@ -23,6 +24,7 @@ interface ServeOptions {
   keyFile: string;
   mirrorHost: string[];
   open: boolean;
+  hold: string;
   tlsCert?: string;
   tlsKey?: string;
   insecure: boolean;
@@ -55,7 +57,7 @@ function invokedAs(): string {
     : 'porthole-relay token';
 }
 
-function banner(urls: string[], keyFile: string, port: number): string {
+function banner(urls: string[], keyFile: string, port: number, scheme: 'ws' | 'wss'): string {
   const keyArg = keyFile === defaultKeyFile() ? '' : ` --key-file ${keyFile}`;
 
   return [
@@ -65,7 +67,7 @@ function banner(urls: string[], keyFile: string, port: number): string {
     'To connect a container, mint a token for it here:',
     `  ${invokedAs()} --name dev${keyArg}`,
     'and run the agent in the container with that token:',
-    `  PORTHOLE_TOKEN=<token> porthole-agent --relay ws://host.docker.internal:${port}`,
+    `  PORTHOLE_TOKEN=<token> porthole-agent --relay ${scheme}://host.docker.internal:${port}`,
     '',
   ].join('\n');
 }
@@ -80,16 +82,21 @@ async function serve(opts: ServeOptions): Promise<void> {
 
   for (const host of plan.privateHosts) logger.warn({ host }, messages.privateHost(host));
 
+  const holdMs = parseDuration(opts.hold, '--hold');
   const relay = await startRelay({
     hosts: plan.hosts,
     port: opts.port,
     keyFile: opts.keyFile,
     mirrorHosts,
     logger,
+    holdMs,
+    openBrowser: opts.open,
     ...(tls === undefined ? {} : { tls }),
   });
 
-  process.stderr.write(banner(relay.urls, relay.key.file, relay.port) + '\n');
+  process.stderr.write(
+    banner(relay.urls, relay.key.file, relay.port, tls === undefined ? 'ws' : 'wss') + '\n',
+  );
 
   const stop = () => {
     relay.close().then(
@@ -115,7 +122,7 @@ async function token(opts: { name: string; ttl: string; keyFile: string }): Prom
 const program = new Command('porthole-relay')
   .description(
     'Carries browser callbacks from this machine into containers: agents in the containers ' +
-      'dial this relay, and what arrives on a mirrored port reaches the same port in the container.',
+      "dial this relay, and what arrives on a container's mirrored port here reaches that container.",
   )
   .version(RELAY_SOFTWARE, '-v, --version')
   // `token --key-file F` must reach the token command, not the relay's own --key-file.
@@ -147,7 +154,21 @@ const program = new Command('porthole-relay')
       'MIRROR_HOST',
     ),
   )
-  .addOption(env(new Option('--no-open', 'never open a browser on this machine'), 'NO_OPEN'))
+  .addOption(
+    new Option(
+      '--no-open',
+      "print the pages containers ask to open, but don't start a browser (env: PORTHOLE_NO_OPEN=1)",
+    ),
+  )
+  .addOption(
+    env(
+      new Option(
+        '--hold <duration>',
+        'how long a request waits for a reconnecting container',
+      ).default('30s'),
+      'HOLD',
+    ),
+  )
   .addOption(
     env(
       new Option('--tls-cert <file>', 'serve agents over TLS (wss://) with this certificate'),
@@ -155,13 +176,25 @@ const program = new Command('porthole-relay')
     ),
   )
   .addOption(env(new Option('--tls-key <file>', 'private key of --tls-cert'), 'TLS_KEY'))
-  .addOption(env(new Option('--insecure', 'allow a public --host without TLS'), 'INSECURE'))
+  .addOption(
+    new Option('--insecure', 'allow a public --host without TLS (env: PORTHOLE_INSECURE=1)'),
+  )
   .addOption(
     env(
       new Option('--log-level <level>', 'log detail').choices(LOG_LEVELS).default('info'),
       'LOG_LEVEL',
     ),
   )
+  .hook('preAction', (command) => {
+    // commander's env() turns any value on, even 0; these read 0/false/no as off.
+    if (command.getOptionValueSource('open') === 'default' && envFlag('PORTHOLE_NO_OPEN')) {
+      command.setOptionValueWithSource('open', false, 'env');
+    }
+
+    if (command.getOptionValueSource('insecure') === undefined && envFlag('PORTHOLE_INSECURE')) {
+      command.setOptionValueWithSource('insecure', true, 'env');
+    }
+  })
   .action(async (opts: ServeOptions) => {
     await serve({ ...opts, host: opts.host ?? [], mirrorHost: opts.mirrorHost ?? [] });
   });

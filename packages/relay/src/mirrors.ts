@@ -1,87 +1,98 @@
 import { createServer, type Server, type Socket } from 'node:net';
 
-import type { MappedMessage, PortMapping } from '@porthole/shared';
+import type { MirrorStatus } from '@porthole/shared';
 
 import { mirrorAddresses } from './messages.js';
 
-/** An agent's claim on a host port: connections to it go to `containerPort` in that agent. */
+/** An owner's claim on a host port: connections to it go to `containerPort` in that owner. */
 export interface MirrorClaim<A> {
-  agent: A;
+  owner: A;
   containerPort: number;
+}
+
+/** How a claim fared. */
+export interface ClaimResult {
+  status: MirrorStatus;
+  addresses: string[];
+  detail?: string;
 }
 
 interface Mirror<A> {
   hostPort: number;
   servers: Server[];
   addresses: string[];
+  /** Oldest first: the last claim is the most recent announcement. */
   claims: MirrorClaim<A>[];
 }
 
 type BindResult = { servers: Server[]; addresses: string[] } | { busy: boolean; detail: string };
 
 /**
- * The host-side listeners of mapped ports. Each host port is bound on every mirror address
- * (loopback only) and may be claimed by several agents; the most recent claim wins.
+ * The host-side listeners of container ports. Each host port is bound on every mirror
+ * address (loopback only) and may be claimed by several owners (agents). A port that the
+ * relay serves itself is claimed without binding: its one path for callbacks,
+ * /oauth/callback, is routed by the relay's own server.
  */
 export class MirrorSet<A> {
   readonly #hosts: readonly string[];
-  readonly #onConnection: (socket: Socket, claim: MirrorClaim<A> | undefined, port: number) => void;
+  #ownPort = -1;
+  #ownAddresses: string[] = [];
+  readonly #onConnection: (socket: Socket, hostPort: number) => void;
   readonly #mirrors = new Map<number, Mirror<A>>();
   readonly #binding = new Map<number, Promise<BindResult>>();
 
-  constructor(
-    hosts: readonly string[],
-    onConnection: (socket: Socket, claim: MirrorClaim<A> | undefined, port: number) => void,
-  ) {
+  constructor(hosts: readonly string[], onConnection: (socket: Socket, hostPort: number) => void) {
     this.#hosts = hosts;
     this.#onConnection = onConnection;
   }
 
-  /** Claims `mapping.hostPort` for `agent`, binding it first if nobody has. */
-  async claim(agent: A, mapping: PortMapping): Promise<MappedMessage> {
-    const { hostPort, containerPort } = mapping;
-    const reply = (fields: Pick<MappedMessage, 'status' | 'addresses'> & { detail?: string }) => ({
-      type: 'mapped' as const,
-      hostPort,
-      containerPort,
-      ...fields,
-    });
+  /** Names the relay's own port, which is claimed but never bound, and how users reach it. */
+  setOwnPort(port: number, addresses: string[]): void {
+    this.#ownPort = port;
+    this.#ownAddresses = addresses;
+  }
+
+  /** Claims `hostPort` for `owner` (as its most recent claim), binding it first if needed. */
+  async claim(owner: A, hostPort: number, containerPort: number): Promise<ClaimResult> {
     let mirror = this.#mirrors.get(hostPort);
 
     if (mirror === undefined) {
-      const bound = await this.#bind(hostPort);
+      const bound =
+        hostPort === this.#ownPort
+          ? { servers: [], addresses: this.#ownAddresses }
+          : await this.#bind(hostPort);
 
       if ('busy' in bound) {
-        return reply({
-          status: bound.busy ? 'busy' : 'failed',
-          addresses: [],
-          detail: bound.detail,
-        });
+        return { status: bound.busy ? 'busy' : 'failed', addresses: [], detail: bound.detail };
       }
 
       mirror = this.#mirrors.get(hostPort) ?? this.#adopt(hostPort, bound);
     }
 
-    mirror.claims = mirror.claims.filter((c) => c.agent !== agent);
-    mirror.claims.push({ agent, containerPort });
+    mirror.claims = mirror.claims.filter((c) => c.owner !== owner);
+    mirror.claims.push({ owner, containerPort });
 
-    return reply({ status: 'mirrored', addresses: mirror.addresses });
+    return { status: 'mirrored', addresses: mirror.addresses };
   }
 
-  /** Drops every claim of `agent`; a port nobody claims stops listening. */
-  release(agent: A): number[] {
-    const closed: number[] = [];
+  /** Drops `owner`'s claim on `hostPort`; a port nobody claims stops listening. */
+  unclaim(owner: A, hostPort: number): boolean {
+    const mirror = this.#mirrors.get(hostPort);
 
-    for (const mirror of this.#mirrors.values()) {
-      mirror.claims = mirror.claims.filter((c) => c.agent !== agent);
+    if (mirror === undefined) return false;
 
-      if (mirror.claims.length === 0) {
-        this.#close(mirror);
-        closed.push(mirror.hostPort);
-      }
-    }
+    mirror.claims = mirror.claims.filter((c) => c.owner !== owner);
 
-    return closed;
+    if (mirror.claims.length > 0) return false;
+
+    this.#close(mirror);
+
+    return true;
+  }
+
+  /** The claims on `hostPort`, oldest first. */
+  claims(hostPort: number): readonly MirrorClaim<A>[] {
+    return this.#mirrors.get(hostPort)?.claims ?? [];
   }
 
   /** Stops every mirror; connections in flight finish on their own. */
@@ -91,6 +102,7 @@ export class MirrorSet<A> {
 
   #close(mirror: Mirror<A>): void {
     this.#mirrors.delete(mirror.hostPort);
+    // close() stops accepting and lets connections already carried finish.
     for (const server of mirror.servers) server.close();
   }
 
@@ -103,9 +115,7 @@ export class MirrorSet<A> {
     };
 
     for (const server of bound.servers) {
-      server.on('connection', (socket) => {
-        this.#onConnection(socket, mirror.claims.at(-1), hostPort);
-      });
+      server.on('connection', (socket) => this.#onConnection(socket, hostPort));
     }
 
     this.#mirrors.set(hostPort, mirror);

@@ -5,29 +5,28 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 
 import {
-  type AgentTokenClaims,
-  bridge,
   CloseCodes,
+  DEFAULT_HOLD_MS,
   ErrorCodes,
+  PortholeError,
   PROTOCOL_VERSION,
-  ResetReason,
-  StreamResetError,
 } from '@porthole/shared';
 import Fastify, { LogController } from 'fastify';
-import type { WebSocket } from 'ws';
 
-import { AgentConnection } from './agent-connection.js';
+import { AgentConnection, type AgentMessage } from './agent-connection.js';
 import { AgentEndpoint } from './agent-endpoint.js';
+import { AgentRecord } from './agent-record.js';
+import { BrowserOpener } from './browser-opener.js';
 import { loadOrCreateRelayKey, type RelayKey } from './key-file.js';
 import { hostPort } from './listen-addresses.js';
 import type { Logger } from './logger.js';
+import { LoginBook } from './logins.js';
 import { messages } from './messages.js';
-import { type MirrorClaim, MirrorSet } from './mirrors.js';
-import { errorResponse } from './pages.js';
+import { MirrorSet } from './mirrors.js';
+import { PortBook } from './port-book.js';
+import { FIXED_CALLBACK_PATH, Router } from './router.js';
 import { RELAY_SOFTWARE } from './version.js';
 
 export interface RelayOptions {
@@ -39,6 +38,12 @@ export interface RelayOptions {
   mirrorHosts: string[];
   tls?: { cert: Buffer; key: Buffer };
   logger: Logger;
+  /** How long a request waits for its agent to reconnect. */
+  holdMs?: number;
+  /** Open pages that agents ask for in this machine's browser (they are always printed). */
+  openBrowser?: boolean;
+  /** Where the pages to open are shown; stderr by default. */
+  prompt?: (text: string) => void;
 }
 
 /** A running relay. */
@@ -56,71 +61,52 @@ type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 /** Starts a relay: loads or creates its key, then listens on every host. */
 export async function startRelay(options: RelayOptions): Promise<Relay> {
   const { logger } = options;
+  const holdMs = options.holdMs ?? DEFAULT_HOLD_MS;
   const key = await loadOrCreateRelayKey(options.keyFile);
 
   if (key.created) {
     logger.info({ file: key.file }, messages.keyCreated(key.file));
   }
 
-  const agents = new Map<string, AgentConnection>();
-  const mirrors = new MirrorSet<AgentConnection>(options.mirrorHosts, (socket, claim, port) =>
-    carry(socket, claim, port, logger),
-  );
-  const accept = (ws: WebSocket, socket: Duplex, claims: AgentTokenClaims, address: string) => {
+  const records = new Map<string, AgentRecord>();
+  const mirrors = new MirrorSet<AgentRecord>(options.mirrorHosts, (socket, port) => {
+    void router.carryMirrored(socket, port);
+  });
+  const ports = new PortBook(mirrors, logger);
+  const logins = new LoginBook(ports);
+  const opener = new BrowserOpener(options.openBrowser ?? true, logger, options.prompt);
+  const router: Router = new Router({
+    mirrors,
+    logins,
+    agents: () => records.values(),
+    holdMs,
+    logger,
+  });
+  const hub = new AgentHub(records, ports, logins, opener, holdMs, logger);
+  const endpoint = new AgentEndpoint(key.publicKey, logger, (ws, socket, claims, address) => {
     new AgentConnection(ws, socket, claims, address, {
       privateKey: key.privateKey,
       software: RELAY_SOFTWARE,
       logger,
-      onReady: (connection) => {
-        const older = agents.get(connection.name);
-
-        agents.set(connection.name, connection);
-
-        if (older !== undefined) {
-          connection.log.info(messages.agentReplaced(connection.name));
-          older.close(
-            CloseCodes.REPLACED,
-            ErrorCodes.REPLACED,
-            'a newer connection replaced this one',
-          );
-        } else {
-          connection.log.info({ address }, messages.agentConnected(connection.name));
-        }
-      },
-      onMap: (connection, message) => {
-        for (const mapping of message.mappings) {
-          void mirrors.claim(connection, mapping).then((result) => {
-            if (!connection.ready) {
-              mirrors.release(connection);
-              return;
-            }
-
-            const { type: _type, ...state } = result;
-
-            connection.ports.set(mapping.hostPort, state);
-            connection.send(result);
-            logMapped(connection, result);
-          });
-        }
-      },
-      onClose: (connection) => {
-        for (const port of mirrors.release(connection)) {
-          logger.info({ port }, messages.mirrorClosed(port));
-        }
-
-        if (agents.get(connection.name) === connection) {
-          agents.delete(connection.name);
-          connection.log.info(messages.agentDisconnected(connection.name));
-        }
-      },
+      onReady: (connection) => hub.ready(connection),
+      onMessage: (connection, message) => hub.message(connection, message),
+      onClose: (connection) => hub.closed(connection),
     });
-  };
-  const endpoint = new AgentEndpoint(key.publicKey, logger, accept);
-  const api = buildApi(logger, agents);
-  const servers = await listenAll(api, options, endpoint);
+  });
+  const api = buildApi(logger, records, logins);
+  const servers = await listenAll(api, options, endpoint, (req, res, next) => {
+    if ((req.url ?? '').split('?', 1)[0] === FIXED_CALLBACK_PATH) {
+      void router.carryFixed(req, res);
+    } else {
+      next(req, res);
+    }
+  });
   const port = (servers[0]?.address() as { port: number }).port;
   const scheme = options.tls === undefined ? 'http' : 'https';
   const urls = options.hosts.map((host) => `${scheme}://${hostPort(host, port)}`);
+
+  mirrors.setOwnPort(port, [`localhost:${port}${FIXED_CALLBACK_PATH}`]);
+  router.ownPort = port;
 
   for (const url of urls) logger.info({ listen: url }, messages.listening(url));
 
@@ -130,12 +116,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     key,
     async close() {
       logger.info(messages.shuttingDown());
+      hub.closeAll();
       mirrors.closeAll();
-
-      for (const agent of agents.values()) {
-        agent.close(CloseCodes.RELAY_SHUTDOWN, 'PORTHOLE_RELAY_SHUTDOWN');
-      }
-
       endpoint.close();
       await Promise.all(servers.map((server) => closeServer(server)));
       await api.app.close();
@@ -143,71 +125,119 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   };
 }
 
-function logMapped(
-  connection: AgentConnection,
-  result: { status: string; hostPort: number; containerPort: number; addresses: string[] },
-): void {
-  const { status, hostPort: port, containerPort, addresses } = result;
+/**
+ * Keeps the relay's picture of its agents: who is connected or reconnecting, which ports each
+ * has, which logins wait. Each agent's messages are handled in the order they came, so that a
+ * login's port is listening before its page opens.
+ */
+class AgentHub {
+  constructor(
+    readonly records: Map<string, AgentRecord>,
+    readonly ports: PortBook,
+    readonly logins: LoginBook,
+    readonly opener: BrowserOpener,
+    readonly holdMs: number,
+    readonly log: Logger,
+  ) {}
 
-  if (status === 'mirrored') {
-    connection.log.info(
-      { hostPort: port, containerPort },
-      messages.mirrorOpened(connection.name, containerPort, addresses),
-    );
-  } else if (status === 'busy') {
-    connection.log.warn(
-      { hostPort: port, containerPort },
-      messages.mirrorBusy(connection.name, port, containerPort),
-    );
-  } else {
-    connection.log.warn(
-      { hostPort: port, containerPort },
-      messages.mirrorFailed(connection.name, port),
-    );
-  }
-}
+  ready(connection: AgentConnection): void {
+    const record = this.records.get(connection.name) ?? new AgentRecord(connection.name);
+    const older = record.connection;
+    const returning = record.awaySince !== null;
 
-// Carries one browser connection on a mirrored port into the container that claimed it.
-function carry(
-  socket: Socket,
-  claim: MirrorClaim<AgentConnection> | undefined,
-  port: number,
-  logger: Logger,
-): void {
-  socket.on('error', () => undefined);
+    this.records.set(record.name, record);
+    record.attach(connection);
 
-  const stream = claim?.agent.openStream(claim.containerPort) ?? null;
-
-  if (claim === undefined || stream === null) {
-    logger.warn({ port }, messages.noAgentForPort(port));
-    socket.end(
-      errorResponse(
-        503,
-        'No container is connected',
-        `Nothing carries port ${port} into a container right now. Check that the container's agent is running.`,
-      ),
-    );
-    return;
-  }
-
-  const { agent, containerPort } = claim;
-
-  bridge(socket, stream, (err) => {
-    const refused = err instanceof StreamResetError && err.reason === ResetReason.REFUSED;
-
-    if (refused && stream.bytesReceived === 0 && socket.writable) {
-      agent.log.warn({ port: containerPort }, messages.streamRefused(agent.name, containerPort));
-      socket.end(
-        errorResponse(
-          502,
-          'Nothing is listening in the container',
-          messages.streamRefused(agent.name, containerPort) + '.',
-        ),
-      );
+    if (older !== null && older !== connection) {
+      connection.log.info(messages.agentReplaced(connection.name));
+      older.close(CloseCodes.REPLACED, ErrorCodes.REPLACED, 'a newer connection replaced this one');
     } else {
-      socket.destroy();
+      connection.log.info(
+        { address: connection.address },
+        returning
+          ? messages.agentReturned(connection.name)
+          : messages.agentConnected(connection.name),
+      );
     }
-  });
+  }
+
+  message(connection: AgentConnection, message: AgentMessage): void {
+    const record = this.records.get(connection.name);
+
+    if (record?.connection !== connection) return;
+
+    record.queue = record.queue
+      .then(() => this.#handle(record, connection, message))
+      .catch((err: unknown) => {
+        connection.log.error(
+          { err: { message: String(err) } },
+          messages.internalError(connection.name),
+        );
+      });
+  }
+
+  async #handle(
+    record: AgentRecord,
+    connection: AgentConnection,
+    message: AgentMessage,
+  ): Promise<void> {
+    switch (message.type) {
+      case 'map': {
+        const wanted = new Map(message.mappings.map((m) => [m.hostPort, m.containerPort] as const));
+
+        for (const news of await this.ports.replace(record, 'map', wanted)) connection.send(news);
+        break;
+      }
+      case 'ports': {
+        const wanted = new Map(
+          message.ports.map((p) => [p, record.ports.get(p)?.containerPort ?? p] as const),
+        );
+
+        for (const news of await this.ports.replace(record, 'listening', wanted))
+          connection.send(news);
+        break;
+      }
+      case 'register': {
+        const news = await this.logins.register(record, message);
+
+        if (news !== null) connection.send(news);
+        break;
+      }
+      case 'open':
+        await this.opener.open(record.name, message.url);
+        break;
+    }
+  }
+
+  // A lost agent keeps its ports and logins for the hold time: a callback that arrives while
+  // it reconnects waits for it instead of failing.
+  closed(connection: AgentConnection): void {
+    const record = this.records.get(connection.name);
+
+    if (record?.connection !== connection) return;
+
+    record.detach();
+    connection.log.info(messages.agentDisconnected(connection.name, this.holdMs));
+    record.expiry = setTimeout(() => this.#forget(record), this.holdMs);
+    record.expiry.unref();
+  }
+
+  #forget(record: AgentRecord): void {
+    if (record.connection !== null || this.records.get(record.name) !== record) return;
+
+    this.records.delete(record.name);
+    this.logins.drop(record);
+    this.ports.releaseAll(record);
+    record.release();
+    this.log.info({ agent: record.name }, messages.agentGone(record.name));
+  }
+
+  closeAll(): void {
+    for (const record of this.records.values()) {
+      record.connection?.close(CloseCodes.RELAY_SHUTDOWN, 'PORTHOLE_RELAY_SHUTDOWN');
+      record.release();
+    }
+  }
 }
 
 interface Api {
@@ -216,7 +246,7 @@ interface Api {
   handler: () => RequestHandler | undefined;
 }
 
-function buildApi(logger: Logger, agents: Map<string, AgentConnection>): Api {
+function buildApi(logger: Logger, records: Map<string, AgentRecord>, logins: LoginBook): Api {
   let handler: RequestHandler | undefined;
   const app = Fastify({
     loggerInstance: logger,
@@ -229,36 +259,47 @@ function buildApi(logger: Logger, agents: Map<string, AgentConnection>): Api {
 
   app.get('/health', async () => ({
     status: 'ok',
-    agents: agents.size,
+    agents: [...records.values()].filter((r) => r.connected).length,
     protocol: PROTOCOL_VERSION,
     version: RELAY_SOFTWARE,
   }));
   app.get('/api/agents', async () => ({
-    agents: [...agents.values()].map((agent) => ({
-      name: agent.name,
-      address: agent.address,
-      connectedAt: agent.connectedAt.toISOString(),
-      streams: agent.streamCount,
-      ports: [...agent.ports.values()],
+    agents: [...records.values()].map((record) => ({
+      name: record.name,
+      status: record.connected ? 'connected' : 'reconnecting',
+      address: record.connection?.address ?? null,
+      connectedAt: record.connection?.connectedAt.toISOString() ?? null,
+      awaySince: record.awaySince?.toISOString() ?? null,
+      streams: record.connection?.streamCount ?? 0,
+      pendingLogins: logins.pending(record),
+      ports: [...record.ports.values()].map(({ sources, ...entry }) => ({
+        ...entry,
+        source: [...sources].at(-1),
+        sources: [...sources],
+      })),
     })),
   }));
 
   return { app, handler: () => handler };
 }
 
+type Intercept = (req: IncomingMessage, res: ServerResponse, next: RequestHandler) => void;
+
 async function listenAll(
   api: Api,
   options: RelayOptions,
   endpoint: AgentEndpoint,
+  intercept: Intercept,
 ): Promise<Server[]> {
   await api.app.ready();
 
-  const handler = api.handler();
+  const fastifyHandler = api.handler();
 
-  if (handler === undefined) {
+  if (fastifyHandler === undefined) {
     throw new Error('fastify did not hand over its request handler');
   }
 
+  const handler: RequestHandler = (req, res) => intercept(req, res, fastifyHandler);
   const servers: Server[] = [];
   let port = options.port;
 
@@ -271,7 +312,12 @@ async function listenAll(
 
       server.on('upgrade', (req, socket, head) => endpoint.handleUpgrade(req, socket, head));
       server.on('clientError', (_err, socket) => socket.destroy());
-      await listen(server, host, port);
+      await listen(server, host, port).catch((err: NodeJS.ErrnoException) => {
+        throw new PortholeError(
+          ErrorCodes.INVALID_OPTION,
+          messages.cannotListen(hostPort(host, port), err.code ?? err.message),
+        );
+      });
       servers.push(server);
       port = (server.address() as { port: number }).port;
     }

@@ -1,5 +1,11 @@
 import { ErrorCodes, ProtocolError } from './errors.js';
-import { MAX_CONTROL_MESSAGE_BYTES, MAX_MAPPINGS_PER_AGENT } from './limits.js';
+import {
+  MAX_CONTROL_MESSAGE_BYTES,
+  MAX_LISTENING_PORTS,
+  MAX_MAPPINGS_PER_AGENT,
+  MAX_STATE_LENGTH,
+  MAX_URL_LENGTH,
+} from './limits.js';
 
 /**
  * Control messages travel as WebSocket text frames: JSON objects told apart by `type`.
@@ -34,8 +40,34 @@ export interface MapMessage {
   mappings: PortMapping[];
 }
 
+/** The agent's listening ports (the whole set, each time it changes). */
+export interface PortsMessage {
+  type: 'ports';
+  ports: number[];
+}
+
+/**
+ * A login is starting: the tool's callback will arrive on `port` at `path`. Sent before the
+ * authorization page opens, so that the host listener exists before the browser comes back.
+ */
+export interface RegisterMessage {
+  type: 'register';
+  port: number;
+  path: string;
+  state?: string;
+}
+
+/** Please open this page in the browser on the relay's machine. */
+export interface OpenMessage {
+  type: 'open';
+  url: string;
+}
+
 /** How a mirror of a mapped port fared on the relay's side. */
 export type MirrorStatus = 'mirrored' | 'busy' | 'failed';
+
+/** Why a port is carried: mapped by the user, seen listening, or named by a login. */
+export type PortSource = 'map' | 'listening' | 'login';
 
 export interface MappedMessage {
   type: 'mapped';
@@ -43,6 +75,7 @@ export interface MappedMessage {
   containerPort: number;
   status: MirrorStatus;
   addresses: string[];
+  source: PortSource;
   detail?: string;
 }
 
@@ -53,7 +86,14 @@ export interface ErrorMessage {
 }
 
 export type ControlMessage =
-  HelloMessage | WelcomeMessage | MapMessage | MappedMessage | ErrorMessage;
+  | HelloMessage
+  | WelcomeMessage
+  | MapMessage
+  | PortsMessage
+  | RegisterMessage
+  | OpenMessage
+  | MappedMessage
+  | ErrorMessage;
 
 type Fields = Record<string, unknown>;
 
@@ -104,6 +144,17 @@ function array(fields: Fields, name: string, max: number): unknown[] {
 }
 
 const MIRROR_STATUSES: readonly string[] = ['mirrored', 'busy', 'failed'];
+const PORT_SOURCES: readonly string[] = ['map', 'listening', 'login'];
+
+function oneOf<T extends string>(fields: Fields, name: string, allowed: readonly string[]): T {
+  const value = string(fields, name, 16);
+
+  if (!allowed.includes(value)) {
+    throw invalid(`unknown ${name} "${value}"`);
+  }
+
+  return value as T;
+}
 
 const parsers: Record<ControlMessage['type'], (fields: Fields) => ControlMessage> = {
   hello: (f) => ({
@@ -126,22 +177,35 @@ const parsers: Record<ControlMessage['type'], (fields: Fields) => ControlMessage
       return { hostPort: port(m, 'hostPort'), containerPort: port(m, 'containerPort') };
     }),
   }),
-  mapped: (f) => {
-    const status = string(f, 'status', 16);
+  ports: (f) => ({
+    type: 'ports',
+    ports: array(f, 'ports', MAX_LISTENING_PORTS).map((item) => port({ port: item }, 'port')),
+  }),
+  register: (f) => {
+    const message: RegisterMessage = {
+      type: 'register',
+      port: port(f, 'port'),
+      path: string(f, 'path', 2048),
+    };
 
-    if (!MIRROR_STATUSES.includes(status)) {
-      throw invalid(`unknown mirror status "${status.slice(0, 16)}"`);
+    if (f['state'] !== undefined) {
+      message.state = string(f, 'state', MAX_STATE_LENGTH);
     }
 
+    return message;
+  },
+  open: (f) => ({ type: 'open', url: string(f, 'url', MAX_URL_LENGTH) }),
+  mapped: (f) => {
     const message: MappedMessage = {
       type: 'mapped',
       hostPort: port(f, 'hostPort'),
       containerPort: port(f, 'containerPort'),
-      status: status as MirrorStatus,
+      status: oneOf<MirrorStatus>(f, 'status', MIRROR_STATUSES),
       addresses: array(f, 'addresses', 16).map((a) => {
         if (typeof a !== 'string' || a.length > 64) throw invalid('addresses must be strings');
         return a;
       }),
+      source: oneOf<PortSource>(f, 'source', PORT_SOURCES),
     };
 
     if (f['detail'] !== undefined) {

@@ -9,3 +9,4 @@ export * from './token.js';
 export * from './tunnel-stream.js';
 export * from './ws-transport.js';
 export * from './bridge.js';
+export * from './env-flag.js';

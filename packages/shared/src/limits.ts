@@ -66,6 +66,33 @@ export const MAX_STREAMS_PER_CONNECTION = 4096;
 /** Port mappings one agent may ask for. */
 export const MAX_MAPPINGS_PER_AGENT = 256;
 
+/** Listening ports one agent may announce. */
+export const MAX_LISTENING_PORTS = 1024;
+
+/** Longest authorization URL an agent may ask the relay to open. */
+export const MAX_URL_LENGTH = 16 * 1024;
+
+/** Longest OAuth `state` value the relay routes by. */
+export const MAX_STATE_LENGTH = 512;
+
+/** Logins one agent may have waiting for their callback at once. */
+export const MAX_PENDING_LOGINS = 64;
+
+/** How long a login's `state` stays registered: longer than any provider's login page. */
+export const LOGIN_TTL_MS = 15 * 60_000;
+
+/** How often the agent reads the kernel's listening sockets. */
+export const PORT_WATCH_INTERVAL_MS = 100;
+
+/** Largest request head the relay reads to route a mirrored connection. */
+export const MAX_REQUEST_HEAD_BYTES = 32 * 1024;
+
+/**
+ * How long the relay waits for a mirrored connection's first bytes. Browsers speak first; a
+ * connection that stays silent is carried as plain TCP (a server-speaks-first protocol).
+ */
+export const FIRST_BYTES_TIMEOUT_MS = 1_000;
+
 /** Agent names: what a token's `sub` may be. */
 export const AGENT_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 

@@ -39,6 +39,7 @@ const VALID: { name: string; message: ControlMessage }[] = [
       containerPort: 3000,
       status: 'mirrored',
       addresses: ['127.0.0.1', '::1'],
+      source: 'map',
     },
   },
   {
@@ -49,9 +50,18 @@ const VALID: { name: string; message: ControlMessage }[] = [
       containerPort: 3000,
       status: 'busy',
       addresses: [],
+      source: 'listening',
       detail: 'address already in use',
     },
   },
+  { name: 'ports', message: { type: 'ports', ports: [1455, 43817] } },
+  { name: 'ports with none listening', message: { type: 'ports', ports: [] } },
+  {
+    name: 'register',
+    message: { type: 'register', port: 1455, path: '/auth/callback', state: 'xyz' },
+  },
+  { name: 'register without a state', message: { type: 'register', port: 80, path: '/' } },
+  { name: 'open', message: { type: 'open', url: 'https://accounts.example/authorize?x=1' } },
   {
     name: 'error',
     message: { type: 'error', code: ErrorCodes.HANDSHAKE, message: 'handshake timed out' },
@@ -66,6 +76,7 @@ const MAPPED = {
   containerPort: 80,
   status: 'failed',
   addresses: ['127.0.0.1'],
+  source: 'login',
 };
 const ERROR = { type: 'error', code: 'X', message: 'm' };
 
@@ -217,6 +228,18 @@ describe('parseControlMessage', () => {
       { type: 'map', mappings: [{ hostPort: 80.5, containerPort: 80 }] },
     ],
     ['mapped without status', omit(MAPPED, 'status')],
+    ['mapped without a source', omit(MAPPED, 'source')],
+    ['mapped with an unknown source', { ...MAPPED, source: 'guess' }],
+    ['ports with a port 0', { type: 'ports', ports: [0] }],
+    ['ports with a string', { type: 'ports', ports: ['80'] }],
+    ['ports with 1025 entries', { type: 'ports', ports: new Array<number>(1025).fill(80) }],
+    ['register without a path', { type: 'register', port: 80 }],
+    [
+      'register with a 513-character state',
+      { type: 'register', port: 80, path: '/', state: 's'.repeat(513) },
+    ],
+    ['open without a url', { type: 'open' }],
+    ['open with a numeric url', { type: 'open', url: 1 }],
     ['mapped with an unknown status', { ...MAPPED, status: 'mirrored!' }],
     ['mapped with a numeric status', { ...MAPPED, status: 1 }],
     ['mapped without addresses', omit(MAPPED, 'addresses')],

@@ -1,0 +1,104 @@
+import type { MappedMessage, PortSource } from '@porthole/shared';
+
+import type { AgentRecord, PortEntry } from './agent-record.js';
+import type { Logger } from './logger.js';
+import { messages } from './messages.js';
+import type { MirrorSet } from './mirrors.js';
+
+/**
+ * Keeps each agent's ports and the mirrors in step. A port may be wanted for several reasons
+ * at once (mapped, seen listening, named by a login); it is mirrored while any reason holds.
+ */
+export class PortBook {
+  readonly #mirrors: MirrorSet<AgentRecord>;
+  readonly #log: Logger;
+
+  constructor(mirrors: MirrorSet<AgentRecord>, log: Logger) {
+    this.#mirrors = mirrors;
+    this.#log = log;
+  }
+
+  /** Adds a reason to carry `hostPort`; returns the news for the agent, if any. */
+  async add(
+    record: AgentRecord,
+    hostPort: number,
+    containerPort: number,
+    source: PortSource,
+  ): Promise<MappedMessage | null> {
+    const entry = record.ports.get(hostPort);
+
+    if (
+      entry !== undefined &&
+      entry.containerPort === containerPort &&
+      entry.status === 'mirrored'
+    ) {
+      entry.sources.add(source);
+      return null;
+    }
+
+    const result = await this.#mirrors.claim(record, hostPort, containerPort);
+    const next: PortEntry = {
+      hostPort,
+      containerPort,
+      ...result,
+      sources: new Set([...(entry?.sources ?? []), source]),
+    };
+
+    record.ports.set(hostPort, next);
+    this.#report(record.name, next, source);
+
+    return { type: 'mapped', hostPort, containerPort, source, ...result };
+  }
+
+  /** Drops a reason; the port stops being carried when none is left. */
+  remove(record: AgentRecord, hostPort: number, source: PortSource): void {
+    const entry = record.ports.get(hostPort);
+
+    if (entry === undefined || !entry.sources.delete(source) || entry.sources.size > 0) return;
+
+    record.ports.delete(hostPort);
+
+    if (this.#mirrors.unclaim(record, hostPort)) {
+      this.#log.info({ port: hostPort }, messages.mirrorClosed(hostPort));
+    }
+  }
+
+  /** Makes `ports` the whole set carried for `source`. */
+  async replace(
+    record: AgentRecord,
+    source: PortSource,
+    ports: Map<number, number>,
+  ): Promise<MappedMessage[]> {
+    for (const entry of [...record.ports.values()]) {
+      if (entry.sources.has(source) && ports.get(entry.hostPort) !== entry.containerPort) {
+        this.remove(record, entry.hostPort, source);
+      }
+    }
+
+    const news = await Promise.all(
+      [...ports].map(([host, container]) => this.add(record, host, container, source)),
+    );
+
+    return news.filter((m): m is MappedMessage => m !== null);
+  }
+
+  /** Stops carrying anything into `record`. */
+  releaseAll(record: AgentRecord): void {
+    for (const entry of [...record.ports.values()]) {
+      for (const source of [...entry.sources]) this.remove(record, entry.hostPort, source);
+    }
+  }
+
+  #report(name: string, entry: PortEntry, source: PortSource): void {
+    const { hostPort, containerPort, addresses, status } = entry;
+    const fields = { hostPort, containerPort, source };
+
+    if (status === 'mirrored') {
+      this.#log.info(fields, messages.mirrorOpened(name, containerPort, addresses, source));
+    } else if (status === 'busy') {
+      this.#log.warn(fields, messages.mirrorBusy(name, hostPort, containerPort));
+    } else {
+      this.#log.warn(fields, messages.mirrorFailed(name, hostPort));
+    }
+  }
+}

@@ -1,0 +1,122 @@
+import type { Socket } from 'node:net';
+
+import { FIRST_BYTES_TIMEOUT_MS, MAX_REQUEST_HEAD_BYTES } from '@porthole/shared';
+
+/** The first request head on a mirrored connection, as far as routing needs it. */
+export interface RequestHead {
+  method: string;
+  target: string;
+  host: string | undefined;
+  state: string | undefined;
+}
+
+/** What the relay read before deciding where a connection goes. */
+export type Peeked =
+  | { kind: 'http'; head: RequestHead; bytes: Buffer }
+  | { kind: 'raw'; bytes: Buffer }
+  | { kind: 'too-large' }
+  | { kind: 'closed' };
+
+const REQUEST_LINE = /^([A-Z]{1,16}) (\S{1,16384}) HTTP\/1\.[01]$/;
+
+/**
+ * Reads a connection's first request head without forwarding anything: the relay must know
+ * the Host (to refuse DNS rebinding) and the `state` (to pick the container) before a single
+ * byte reaches a container. Afterwards the socket is paused with the bytes read handed back.
+ * A client that sends nothing for a while is taken to speak a server-first protocol.
+ */
+export function peekRequestHead(socket: Socket): Promise<Peeked> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const finish = (result: Peeked) => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      socket.pause();
+      resolve(result);
+    };
+    const onClose = () => finish({ kind: 'closed' });
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      length += chunk.length;
+
+      const bytes = Buffer.concat(chunks, length);
+      const end = bytes.indexOf('\r\n\r\n');
+
+      if (end !== -1) {
+        const head = parseHead(bytes.subarray(0, end).toString('latin1'));
+
+        finish(head === null ? { kind: 'raw', bytes } : { kind: 'http', head, bytes });
+      } else if (length > MAX_REQUEST_HEAD_BYTES) {
+        finish({ kind: 'too-large' });
+      } else if (!looksLikeHttp(bytes)) {
+        finish({ kind: 'raw', bytes });
+      }
+    };
+    const timer = setTimeout(
+      () => finish({ kind: 'raw', bytes: Buffer.alloc(0) }),
+      FIRST_BYTES_TIMEOUT_MS,
+    );
+
+    socket.on('data', onData);
+    socket.on('close', onClose);
+  });
+}
+
+// An HTTP request starts with an upper-case method and a space; anything else is some other
+// protocol and is carried as it is.
+function looksLikeHttp(bytes: Buffer): boolean {
+  const prefix = bytes.subarray(0, 17).toString('latin1');
+
+  return /^[A-Z]{0,16}( |$)/.test(prefix);
+}
+
+function parseHead(text: string): RequestHead | null {
+  const [requestLine = '', ...fields] = text.split('\r\n');
+  const match = REQUEST_LINE.exec(requestLine);
+
+  if (match === null) {
+    return null;
+  }
+
+  const target = match[2] as string;
+  let host: string | undefined;
+
+  for (const field of fields) {
+    const colon = field.indexOf(':');
+
+    if (colon > 0 && field.slice(0, colon).trim().toLowerCase() === 'host') {
+      host = field.slice(colon + 1).trim();
+    }
+  }
+
+  return { method: match[1] as string, target, host, state: stateOf(target) };
+}
+
+/** The `state` query parameter of a request target, if any. */
+export function stateOf(target: string): string | undefined {
+  const queryAt = target.indexOf('?');
+
+  if (queryAt === -1) return undefined;
+
+  return new URLSearchParams(target.slice(queryAt + 1).split('#', 1)[0]).get('state') ?? undefined;
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Whether a Host header names this machine's loopback (`localhost`, `127.0.0.1`, `[::1]`,
+ * with or without a port). A page on another name that resolves to 127.0.0.1 (DNS
+ * rebinding) shows its own name here, and is refused.
+ */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (host === undefined) {
+    // HTTP/1.0 clients may omit it; browsers, the only rebinding threat, always send it.
+    return true;
+  }
+
+  const name = host.toLowerCase().replace(/:\d{1,5}$/, '');
+
+  return LOOPBACK_HOSTS.has(name);
+}

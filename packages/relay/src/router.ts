@@ -1,0 +1,301 @@
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+import {
+  bridge,
+  describeTarget,
+  ResetReason,
+  StreamResetError,
+  type TunnelStream,
+} from '@porthole/shared';
+
+import type { AgentRecord } from './agent-record.js';
+import type { Logger } from './logger.js';
+import type { LoginBook } from './logins.js';
+import { messages } from './messages.js';
+import type { MirrorClaim, MirrorSet } from './mirrors.js';
+import { describeAgents, errorResponse, type Page, pageBody } from './pages.js';
+import { isLoopbackHost, peekRequestHead, stateOf } from './request-head.js';
+
+/** The path on the relay's own port that the original setup guide told users to register. */
+export const FIXED_CALLBACK_PATH = '/oauth/callback';
+
+// Headers that describe one hop, not the request: the relay's HTTP client sets its own.
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+]);
+
+export interface RouterOptions {
+  mirrors: MirrorSet<AgentRecord>;
+  logins: LoginBook;
+  agents: () => Iterable<AgentRecord>;
+  holdMs: number;
+  logger: Logger;
+}
+
+type Target = { claim: MirrorClaim<AgentRecord>; stream: TunnelStream };
+
+/**
+ * Sends each browser connection to exactly one container: the one that registered the
+ * request's `state`, else the one that most recently announced the port. Never a broadcast,
+ * never a request of the relay's own.
+ */
+export class Router {
+  readonly #options: RouterOptions;
+  readonly #log: Logger;
+  /** The relay's own port, whose /oauth/callback is routed like a mirror. */
+  ownPort = 0;
+
+  constructor(options: RouterOptions) {
+    this.#options = options;
+    this.#log = options.logger;
+  }
+
+  /** Carries a connection that arrived on a mirrored port. */
+  async carryMirrored(socket: Socket, hostPort: number): Promise<void> {
+    socket.on('error', () => undefined);
+
+    const peeked = await peekRequestHead(socket);
+
+    if (peeked.kind === 'closed') return;
+    if (peeked.kind === 'too-large') {
+      this.#answer(socket, {
+        status: 431,
+        title: 'Request too large',
+        detail: 'The request head is larger than porthole carries.',
+      });
+      return;
+    }
+
+    const head = peeked.kind === 'http' ? peeked.head : undefined;
+
+    if (head !== undefined && !isLoopbackHost(head.host)) {
+      this.#log.warn({ port: hostPort }, messages.wrongHost(hostPort));
+      this.#answer(socket, {
+        status: 421,
+        title: 'Not for this address',
+        detail: `porthole answers on port ${hostPort} only to localhost, 127.0.0.1 and [::1].`,
+      });
+      return;
+    }
+
+    const target = await this.#open(hostPort, head?.state, (page) => this.#answer(socket, page));
+
+    if (target === null || socket.destroyed) {
+      target?.stream.destroy();
+      return;
+    }
+
+    this.#logRequest(
+      target.claim,
+      head === undefined ? 'a connection' : `${head.method} ${describeTarget(head.target)}`,
+    );
+    target.stream.write(peeked.bytes);
+    this.#bridge(socket, target);
+  }
+
+  /** Serves `/oauth/callback` on the relay's own port, routed like a mirrored request. */
+  async carryFixed(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const answer = (page: Page) => sendPage(res, page);
+
+    if (!isLoopbackHost(req.headers.host)) {
+      this.#log.warn({ port: this.ownPort }, messages.wrongHost(this.ownPort));
+      answer({
+        status: 421,
+        title: 'Not for this address',
+        detail: 'The callback path answers only to localhost.',
+      });
+      return;
+    }
+
+    const target = await this.#open(this.ownPort, stateOf(req.url ?? ''), answer);
+
+    if (target === null) return;
+
+    const { claim, stream } = target;
+
+    this.#logRequest(claim, `${req.method ?? 'GET'} ${describeTarget(req.url ?? '/')}`);
+    this.#forward(req, res, claim, stream);
+  }
+
+  // Picks the container, waits for it if it is reconnecting, and opens a stream into it.
+  async #open(
+    hostPort: number,
+    state: string | undefined,
+    answer: (page: Page) => void,
+  ): Promise<Target | null> {
+    const claim = this.#route(hostPort, state);
+
+    if (claim === undefined) {
+      this.#log.warn({ port: hostPort }, messages.noAgentForPort(hostPort));
+      answer({
+        status: 503,
+        title: `No container serves port ${hostPort}`,
+        detail: `Nothing in a connected container listens on port ${hostPort}, and no login there expects a callback.`,
+        hint: 'Start the login again from the tool in the container, or check that its agent is running.',
+        context: describeAgents(this.#options.agents()),
+      });
+      return null;
+    }
+
+    const connection = await claim.owner.whenConnected(this.#options.holdMs);
+    const stream = connection?.openStream(claim.containerPort) ?? null;
+
+    if (stream === null) {
+      this.#log.warn(
+        { port: hostPort },
+        messages.agentAway(claim.owner.name, this.#options.holdMs),
+      );
+      answer({
+        status: 503,
+        title: `Container "${claim.owner.name}" is not connected`,
+        detail: `Its agent did not come back within ${Math.round(this.#options.holdMs / 1000)} s, so the request was not delivered.`,
+        hint: 'Check that the container is running, then start the login again.',
+        context: describeAgents(this.#options.agents()),
+      });
+      return null;
+    }
+
+    return { claim, stream };
+  }
+
+  #route(hostPort: number, state: string | undefined): MirrorClaim<AgentRecord> | undefined {
+    const claims = this.#options.mirrors.claims(hostPort);
+    const owner = this.#options.logins.ownerOf(state);
+    const byState = owner === undefined ? undefined : claims.find((c) => c.owner === owner);
+
+    return byState ?? claims.at(-1);
+  }
+
+  #logRequest(claim: MirrorClaim<AgentRecord>, what: string): void {
+    this.#log.info(
+      { agent: claim.owner.name, port: claim.containerPort },
+      messages.carried(what, claim.owner.name, claim.containerPort),
+    );
+  }
+
+  #bridge(socket: Socket, { claim, stream }: Target): void {
+    bridge(socket, stream, (err) => {
+      const page = stream.bytesReceived === 0 ? this.#pageForReset(claim, err) : null;
+
+      if (page !== null && socket.writable) {
+        this.#answer(socket, page);
+      } else {
+        socket.destroy();
+      }
+    });
+  }
+
+  // Replays the request with node's HTTP client over the tunnel stream, so that the response
+  // (status, Location, Set-Cookie, body) comes back unchanged.
+  #forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    claim: MirrorClaim<AgentRecord>,
+    stream: TunnelStream,
+  ): void {
+    const headers = Object.fromEntries(
+      Object.entries(req.headers).filter(([name]) => !HOP_BY_HOP.has(name)),
+    );
+    const proxied = httpRequest({
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      headers: { ...headers, connection: 'close' },
+      createConnection: () => stream,
+    });
+
+    proxied.on('response', (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, endToEnd(answer.rawHeaders));
+      answer.pipe(res);
+    });
+    proxied.on('error', (err) => {
+      if (res.headersSent) {
+        res.destroy();
+      } else {
+        sendPage(res, this.#pageForReset(claim, err) ?? CLOSED_PAGE);
+      }
+    });
+    req.pipe(proxied);
+  }
+
+  // The page for a stream the agent would not or could not connect, logged once.
+  #pageForReset(claim: MirrorClaim<AgentRecord>, err: Error): Page | null {
+    const { name } = claim.owner;
+    const port = claim.containerPort;
+
+    if (!(err instanceof StreamResetError)) return null;
+
+    if (err.reason === ResetReason.REFUSED) {
+      this.#log.warn({ port }, messages.streamRefused(name, port));
+      return this.#refusedPage(claim);
+    }
+
+    if (err.reason === ResetReason.FORBIDDEN) {
+      this.#log.warn({ port }, messages.streamForbidden(name, port));
+      return this.#forbiddenPage(claim);
+    }
+
+    return null;
+  }
+
+  #refusedPage(claim: MirrorClaim<AgentRecord>): Page {
+    return {
+      status: 502,
+      title: 'Nothing is listening in the container',
+      detail: messages.streamRefused(claim.owner.name, claim.containerPort) + '.',
+      hint: 'If a login is in progress, the tool may have stopped waiting: start it again.',
+      context: describeAgents(this.#options.agents()),
+    };
+  }
+
+  #forbiddenPage(claim: MirrorClaim<AgentRecord>): Page {
+    return {
+      status: 502,
+      title: 'The container does not carry this port',
+      detail: messages.streamForbidden(claim.owner.name, claim.containerPort) + '.',
+      hint: "Check the agent's --ports and --map settings in that container.",
+      context: describeAgents(this.#options.agents()),
+    };
+  }
+
+  #answer(socket: Socket, page: Page): void {
+    if (!socket.destroyed) socket.end(errorResponse(page));
+  }
+}
+
+const CLOSED_PAGE: Page = {
+  status: 502,
+  title: 'The container closed the connection',
+  detail: 'No answer came back from the container.',
+};
+
+function sendPage(res: ServerResponse, page: Page): void {
+  const body = pageBody(page);
+
+  res.writeHead(page.status, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+// Raw headers (name, value, name, value…) without the hop-by-hop ones; duplicates such as
+// several Set-Cookie fields stay as they came.
+function endToEnd(raw: string[]): string[] {
+  const kept: string[] = [];
+
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+
+    if (!HOP_BY_HOP.has(name.toLowerCase())) kept.push(name, raw[i + 1] as string);
+  }
+
+  return kept;
+}

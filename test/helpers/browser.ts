@@ -1,0 +1,53 @@
+import { type Browser, chromium, type Page } from 'playwright-core';
+
+/** Debian's Chromium, driven over the DevTools protocol by playwright-core. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** Starts a headless Chromium; each test takes a fresh context (`browser.newContext()`). */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/**
+ * Sends `page` to `url`, lets it follow whatever redirects, scripts and form posts come, and
+ * resolves once the page shows `text`. On the deadline it fails with where the page ended up
+ * and what it showed.
+ */
+export async function openUntilText(
+  page: Page,
+  url: string,
+  text: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+
+  try {
+    await page.goto(url, { waitUntil: 'commit', timeout: timeoutMs });
+    await page
+      .getByText(text)
+      .first()
+      .waitFor({ state: 'visible', timeout: Math.max(1, deadline - Date.now()) });
+  } catch (err) {
+    const shown = await page
+      .locator('body')
+      .innerText({ timeout: 1_000 })
+      .catch(() => '(nothing)');
+
+    throw new Error(
+      `the browser did not show "${text}" after opening ${url}: it is at ${page.url()} ` +
+        `showing ${JSON.stringify(shown.slice(0, 500))}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}
