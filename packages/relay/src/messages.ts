@@ -10,7 +10,7 @@ export const messages = {
   listening: (url: string) => `relay listening on ${url}`,
   cannotListen: (address: string, code: string) =>
     code === 'EADDRINUSE'
-      ? `cannot listen on ${address}: another program uses that port (another relay?); choose one with --port`
+      ? `cannot listen: port already in use at ${address} (another relay?); choose another with --port`
       : `cannot listen on ${address} (${code})`,
   privateHost: (address: string) =>
     `listening on ${address}, a private network address: anyone on that network can reach ` +
