@@ -9,7 +9,7 @@ import { AuthServer } from '../helpers/auth-server.js';
 import { launchChromium, openUntilText } from '../helpers/browser.js';
 import { httpRequest } from '../helpers/http-client.js';
 import { Namespace } from '../helpers/netns.js';
-import { AGENT_CLI, Program, RELAY_CLI } from '../helpers/processes.js';
+import { AGENT_CLI, type Program } from '../helpers/processes.js';
 import {
   mintToken,
   type RelayProcess,
@@ -31,6 +31,7 @@ interface ListedPort {
   containerPort: number;
   status: string;
   source?: string;
+  sources?: string[];
 }
 
 interface ListedAgent {
@@ -119,43 +120,6 @@ async function startRelay(namespaces: Namespace[]): Promise<RelayProcess> {
 
   track('relay', relay.program);
   return relay;
-}
-
-/** A relay started like a user would on a desktop: it opens URLs itself, with `env`. */
-async function startOpeningRelay(
-  namespaces: Namespace[],
-  env: NodeJS.ProcessEnv,
-): Promise<RelayProcess> {
-  const keyFile = join(tempDir(), 'relay-key.pem');
-  const program = track(
-    'relay',
-    new Program(
-      process.execPath,
-      [
-        RELAY_CLI,
-        '--host',
-        '127.0.0.1',
-        ...namespaces.flatMap((ns) => ['--host', ns.hostAddress]),
-        '--port',
-        '0',
-        '--key-file',
-        keyFile,
-        '--log-level',
-        'debug',
-      ],
-      env,
-    ),
-  );
-  const line = await program.waitForLine(/relay listening on/);
-  const port = Number(new URL(String((JSON.parse(line) as { listen: string }).listen)).port);
-
-  return {
-    program,
-    port,
-    keyFile,
-    url: `http://127.0.0.1:${port}`,
-    wsUrl: `ws://127.0.0.1:${port}`,
-  };
 }
 
 function relayAddress(ns: Namespace, relay: RelayProcess): string {
@@ -336,7 +300,9 @@ class MirrorWatch {
 
       for (const port of agents.flatMap((agent) => agent.ports)) {
         if (port.status === 'mirrored' && !this.#seen.has(port.hostPort)) {
-          this.#seen.set(port.hostPort, { at, source: port.source ?? 'unknown' });
+          const source = port.sources?.join('+') ?? port.source ?? 'unknown';
+
+          this.#seen.set(port.hostPort, { at, source });
         }
       }
       await sleep(5);
@@ -440,6 +406,22 @@ describe('browser logins of command-line tools inside a network namespace', () =
     const { tool } = await loginThroughRelay([], 'open-package');
 
     expect(tool.output).toContain('opened the browser with the open package');
+  });
+
+  it("carries a login whose redirect is the relay's own /oauth/callback", async () => {
+    const [ns] = createNamespaces(1) as [Namespace];
+    const relay = await startRelay([ns]);
+    const tool = await runTool(ns, relay, [
+      '--port',
+      String(relay.port),
+      '--path',
+      '/oauth/callback',
+    ]);
+    const url = await promptedUrl(relay);
+
+    await browse(url);
+    await expectCodeDelivered(tool, url);
+    expect(requestsSeen(tool)).toEqual(['GET /oauth/callback']);
   });
 
   it('carries logins of tools that only print their URL, through the port watcher alone', async () => {
@@ -555,7 +537,14 @@ describe('browser logins of command-line tools inside a network namespace', () =
     writeFileSync(script, `#!/bin/sh\nprintf '%s\\n' "$1" >> '${opened}'\n`);
     chmodSync(script, 0o755);
 
-    const relay = await startOpeningRelay([ns], { BROWSER: script });
+    // Like a user's relay on a desktop: it opens each page itself, here through `script`.
+    const relay = await startRelayProcess({
+      args: ['--host', ns.hostAddress],
+      env: { BROWSER: script },
+    });
+
+    track('relay', relay.program);
+
     const tool = await runTool(ns, relay, []);
     const url = await promptedUrl(relay);
     const deadline = Date.now() + 10_000;

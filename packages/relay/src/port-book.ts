@@ -45,6 +45,16 @@ export class PortBook {
     };
 
     record.ports.set(hostPort, next);
+
+    // A port that stays busy is retried on each announcement, but reported once.
+    if (
+      entry !== undefined &&
+      entry.status === next.status &&
+      entry.containerPort === containerPort
+    ) {
+      return null;
+    }
+
     this.#report(record.name, next, source);
 
     return { type: 'mapped', hostPort, containerPort, source, ...result };
