@@ -12,6 +12,7 @@ import {
 import type { KeyObject } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 
+import { AuthFailureLimiter } from './auth-limiter.js';
 import type { Logger } from './logger.js';
 import { messages } from './messages.js';
 
@@ -36,6 +37,7 @@ export class AgentEndpoint {
   readonly #publicKey: KeyObject;
   readonly #log: Logger;
   readonly #accept: AcceptAgent;
+  readonly #limiter = new AuthFailureLimiter();
 
   constructor(publicKey: KeyObject, log: Logger, accept: AcceptAgent) {
     this.#publicKey = publicKey;
@@ -69,9 +71,16 @@ export class AgentEndpoint {
       },
       (err: unknown) => {
         const code = err instanceof PortholeError ? err.code : ErrorCodes.TOKEN_INVALID;
+        const address = req.socket.remoteAddress ?? 'unknown';
+        const wait = this.#limiter.fail(address);
 
-        this.#log.warn({ code, address: req.socket.remoteAddress }, messages.agentRefused(code));
-        reject(socket, 401, code);
+        this.#log.warn({ code, address }, messages.agentRefused(code));
+
+        if (wait > 0) {
+          reject(socket, 429, ErrorCodes.TOO_MANY_FAILURES, { 'Retry-After': String(wait) });
+        } else {
+          reject(socket, 401, code);
+        }
       },
     );
   }
@@ -92,14 +101,29 @@ export class AgentEndpoint {
   }
 }
 
-function reject(socket: Duplex, status: number, code: string): void {
+const REASONS: Record<number, string> = {
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  429: 'Too Many Requests',
+};
+
+function reject(
+  socket: Duplex,
+  status: number,
+  code: string,
+  headers: Record<string, string> = {},
+): void {
   const body = JSON.stringify({ error: code });
-  const reason = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Not Found';
+  const extra = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
 
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\n` +
+    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n` +
       'Content-Type: application/json\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      extra +
       'Connection: close\r\n\r\n' +
       body,
   );

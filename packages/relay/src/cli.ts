@@ -8,6 +8,7 @@ import {
   mintAgentToken,
   parseDuration,
   PortholeError,
+  SHUTDOWN_GRACE_MS,
 } from '@porthole/shared';
 import { Command, Option } from 'commander';
 
@@ -98,15 +99,20 @@ async function serve(opts: ServeOptions): Promise<void> {
     banner(relay.urls, relay.key.file, relay.port, tls === undefined ? 'ws' : 'wss') + '\n',
   );
 
+  let stopping = false;
   const stop = () => {
-    relay.close().then(
+    // A second signal means "now": skip the grace period.
+    if (stopping) process.exit(0);
+
+    stopping = true;
+    relay.close(SHUTDOWN_GRACE_MS).then(
       () => process.exit(0),
       () => process.exit(1),
     );
   };
 
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }
 
 async function token(opts: { name: string; ttl: string; keyFile: string }): Promise<void> {

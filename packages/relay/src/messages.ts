@@ -60,7 +60,10 @@ export const messages = {
   openRefused: (name: string) =>
     `container "${name}" asked to open something that is not a web page`,
   openFailed: () => 'could not start a browser here: open the page above by hand',
-  shuttingDown: () => 'relay shutting down',
+  shuttingDown: (streams: number, graceMs: number) =>
+    streams > 0 && graceMs > 0
+      ? `relay shutting down: letting ${streams} streams finish (up to ${Math.round(graceMs / 1000)} s)`
+      : 'relay shutting down',
 } as const;
 
 /** Addresses of a mirrored port as a user types them. */

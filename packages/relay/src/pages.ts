@@ -5,6 +5,7 @@ import type { AgentRecord } from './agent-record.js';
  * wrong in the user's terms, what is connected, and what to try; they never echo the request.
  */
 const STATUS_TEXT: Record<number, string> = {
+  408: 'Request Timeout',
   421: 'Misdirected Request',
   431: 'Request Header Fields Too Large',
   502: 'Bad Gateway',

@@ -53,7 +53,8 @@ export interface Relay {
   /** `http(s)://host:port` for each listen address. */
   readonly urls: string[];
   readonly key: RelayKey;
-  close(): Promise<void>;
+  /** Stops: new connections are refused, streams in flight get up to `graceMs` to finish. */
+  close(graceMs?: number): Promise<void>;
 }
 
 type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -114,12 +115,25 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     port,
     urls,
     key,
-    async close() {
-      logger.info(messages.shuttingDown());
-      hub.closeAll();
+    async close(graceMs = 0) {
+      const streams = () =>
+        [...records.values()].reduce((n, r) => n + (r.connection?.streamCount ?? 0), 0);
+
+      logger.info({ streams: streams() }, messages.shuttingDown(streams(), graceMs));
+      // Stop taking anything new, let what is in flight finish, then send the agents off to
+      // reconnect (to this relay's successor, if it comes back).
       mirrors.closeAll();
       endpoint.close();
-      await Promise.all(servers.map((server) => closeServer(server)));
+
+      const closed = Promise.all(servers.map((server) => closeServer(server)));
+      const deadline = Date.now() + graceMs;
+
+      while (streams() > 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+
+      hub.closeAll();
+      await closed;
       await api.app.close();
     },
   };

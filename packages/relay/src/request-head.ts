@@ -1,6 +1,10 @@
 import type { Socket } from 'node:net';
 
-import { FIRST_BYTES_TIMEOUT_MS, MAX_REQUEST_HEAD_BYTES } from '@porthole/shared';
+import {
+  FIRST_BYTES_TIMEOUT_MS,
+  MAX_REQUEST_HEAD_BYTES,
+  REQUEST_HEAD_TIMEOUT_MS,
+} from '@porthole/shared';
 
 /** The first request head on a mirrored connection, as far as routing needs it. */
 export interface RequestHead {
@@ -15,6 +19,7 @@ export type Peeked =
   | { kind: 'http'; head: RequestHead; bytes: Buffer }
   | { kind: 'raw'; bytes: Buffer }
   | { kind: 'too-large' }
+  | { kind: 'timeout' }
   | { kind: 'closed' };
 
 const REQUEST_LINE = /^([A-Z]{1,16}) (\S{1,16384}) HTTP\/1\.[01]$/;
@@ -23,14 +28,17 @@ const REQUEST_LINE = /^([A-Z]{1,16}) (\S{1,16384}) HTTP\/1\.[01]$/;
  * Reads a connection's first request head without forwarding anything: the relay must know
  * the Host (to refuse DNS rebinding) and the `state` (to pick the container) before a single
  * byte reaches a container. Afterwards the socket is paused with the bytes read handed back.
- * A client that sends nothing for a while is taken to speak a server-first protocol.
+ * With `allowRaw`, a client that sends nothing for a moment is taken to speak a server-first
+ * protocol; otherwise a head must be whole within REQUEST_HEAD_TIMEOUT_MS, however slowly it
+ * trickles in.
  */
-export function peekRequestHead(socket: Socket): Promise<Peeked> {
+export function peekRequestHead(socket: Socket, allowRaw: boolean): Promise<Peeked> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let length = 0;
     const finish = (result: Peeked) => {
       clearTimeout(timer);
+      clearTimeout(silence);
       socket.off('data', onData);
       socket.off('close', onClose);
       socket.pause();
@@ -54,10 +62,12 @@ export function peekRequestHead(socket: Socket): Promise<Peeked> {
         finish({ kind: 'raw', bytes });
       }
     };
-    const timer = setTimeout(
-      () => finish({ kind: 'raw', bytes: Buffer.alloc(0) }),
-      FIRST_BYTES_TIMEOUT_MS,
-    );
+    const timer = setTimeout(() => finish({ kind: 'timeout' }), REQUEST_HEAD_TIMEOUT_MS);
+    const silence = allowRaw
+      ? setTimeout(() => {
+          if (length === 0) finish({ kind: 'raw', bytes: Buffer.alloc(0) });
+        }, FIRST_BYTES_TIMEOUT_MS)
+      : undefined;
 
     socket.on('data', onData);
     socket.on('close', onClose);

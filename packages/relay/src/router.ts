@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 
 import {
   bridge,
+  MAX_PENDING_CONNECTIONS,
   describeTarget,
   ResetReason,
   StreamResetError,
@@ -51,6 +52,7 @@ export class Router {
   readonly #log: Logger;
   /** The relay's own port, whose /oauth/callback is routed like a mirror. */
   ownPort = 0;
+  #pending = 0;
 
   constructor(options: RouterOptions) {
     this.#options = options;
@@ -61,9 +63,37 @@ export class Router {
   async carryMirrored(socket: Socket, hostPort: number): Promise<void> {
     socket.on('error', () => undefined);
 
-    const peeked = await peekRequestHead(socket);
+    // Connections not yet routed cost memory and hold nothing useful: past the limit (a flood
+    // of idle connections) new ones are dropped at once, and logins in progress go on.
+    if (this.#pending >= MAX_PENDING_CONNECTIONS) {
+      socket.destroy();
+      return;
+    }
+
+    this.#pending += 1;
+
+    try {
+      await this.#carryMirrored(socket, hostPort);
+    } finally {
+      this.#pending -= 1;
+    }
+  }
+
+  async #carryMirrored(socket: Socket, hostPort: number): Promise<void> {
+    const mapped = this.#options.mirrors
+      .claims(hostPort)
+      .some((c) => c.owner.ports.get(hostPort)?.sources.has('map'));
+    const peeked = await peekRequestHead(socket, mapped === true);
 
     if (peeked.kind === 'closed') return;
+    if (peeked.kind === 'timeout') {
+      this.#answer(socket, {
+        status: 408,
+        title: 'Request too slow',
+        detail: 'The request did not arrive in time.',
+      });
+      return;
+    }
     if (peeked.kind === 'too-large') {
       this.#answer(socket, {
         status: 431,

@@ -29,6 +29,8 @@ export const ErrorCodes = {
   TOKEN_INVALID: 'PORTHOLE_ERR_TOKEN_INVALID',
   /** The token's lifetime is over. */
   TOKEN_EXPIRED: 'PORTHOLE_ERR_TOKEN_EXPIRED',
+  /** Too many failed authentications came from this address: wait and try again. */
+  TOO_MANY_FAILURES: 'PORTHOLE_ERR_TOO_MANY_FAILURES',
   /** The server the agent reached could not prove it holds the relay's key. */
   RELAY_PROOF: 'PORTHOLE_ERR_RELAY_PROOF',
   /** A newer connection with the same agent name replaced this one. */

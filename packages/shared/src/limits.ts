@@ -88,10 +88,32 @@ export const PORT_WATCH_INTERVAL_MS = 100;
 export const MAX_REQUEST_HEAD_BYTES = 32 * 1024;
 
 /**
- * How long the relay waits for a mirrored connection's first bytes. Browsers speak first; a
- * connection that stays silent is carried as plain TCP (a server-speaks-first protocol).
+ * How long the relay waits for the first bytes on a port the user mapped with --map. Browsers
+ * speak first; a connection that stays silent there is carried as plain TCP (a server-speaks-
+ * first protocol). On other ports silence is not carried anywhere.
  */
 export const FIRST_BYTES_TIMEOUT_MS = 1_000;
+
+/** Time a browser connection has to send its whole first request head (slowloris bound). */
+export const REQUEST_HEAD_TIMEOUT_MS = 10_000;
+
+/** Browser connections the relay holds before routing (reading heads, waiting for agents). */
+export const MAX_PENDING_CONNECTIONS = 1024;
+
+/** Failed agent authentications from one address, within the window, before it must wait. */
+export const MAX_AUTH_FAILURES = 10;
+
+/** The window over which failed authentications are counted, and the wait after too many. */
+export const AUTH_FAILURE_WINDOW_MS = 60_000;
+
+/** Addresses whose failures the relay remembers at once (oldest forgotten first). */
+export const MAX_TRACKED_AUTH_ADDRESSES = 10_000;
+
+/** Clock difference tolerated between the relay and whoever minted a token. */
+export const TOKEN_CLOCK_TOLERANCE_S = 60;
+
+/** How long a stopping relay lets streams in flight finish before it closes its agents. */
+export const SHUTDOWN_GRACE_MS = 10_000;
 
 /** Agent names: what a token's `sub` may be. */
 export const AGENT_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;

@@ -4,7 +4,12 @@ import { decodeJwt, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { nanoid } from 'nanoid';
 
 import { ErrorCodes, PortholeError } from './errors.js';
-import { AGENT_NAME_PATTERN, TOKEN_AUDIENCE, TOKEN_ISSUER } from './limits.js';
+import {
+  AGENT_NAME_PATTERN,
+  TOKEN_AUDIENCE,
+  TOKEN_CLOCK_TOLERANCE_S,
+  TOKEN_ISSUER,
+} from './limits.js';
 
 /** What a verified or decoded agent token says. */
 export interface AgentTokenClaims {
@@ -95,7 +100,13 @@ export async function verifyAgentToken(
       audience: TOKEN_AUDIENCE,
       issuer: TOKEN_ISSUER,
       requiredClaims: ['sub', 'exp', 'iat', 'jti'],
+      clockTolerance: TOKEN_CLOCK_TOLERANCE_S,
     });
+
+    // A token issued in the future was minted with a wrong clock or forged ahead of time.
+    if ((payload.iat ?? 0) > Date.now() / 1000 + TOKEN_CLOCK_TOLERANCE_S) {
+      throw new PortholeError(ErrorCodes.TOKEN_INVALID, 'token issued in the future');
+    }
 
     return claimsOf(payload);
   } catch (err) {
