@@ -73,9 +73,13 @@ afterAll(async () => {
 });
 
 beforeEach(async ({ onTestFailed }) => {
+  const current: typeof programs = [];
+
+  programs = current;
   context = await browser.newContext();
+  // Runs after afterEach has stopped everything, so it reads this test's list, not `programs`.
   onTestFailed(() => {
-    for (const { label, program } of programs) {
+    for (const { label, program } of current) {
       console.log(`--- ${label} (last 80 lines)\n${program.lines.slice(-80).join('\n')}`);
     }
   });
@@ -85,7 +89,6 @@ afterEach(async () => {
   await context.close();
   for (const cleanup of cleanups.reverse()) await cleanup();
   cleanups = [];
-  programs = [];
 });
 
 function track(label: string, program: Program): Program {

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Namespace } from '../helpers/netns.js';
+import { freePort } from '../helpers/ports.js';
 import { AGENT_CLI } from '../helpers/processes.js';
 import { mintToken, type RelayProcess, startRelayProcess } from '../helpers/relay.js';
 
@@ -81,7 +82,7 @@ describe('porthole-agent run and open in a namespace', () => {
   });
 
   it("mirrors a login's callback port before anything listens on it", async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = await freePort();
     const state = `s${Date.now()}`;
     const page = `https://login.example/authorize?client_id=c&state=${state}&redirect_uri=${encodeURIComponent(`http://localhost:${port}/callback`)}`;
     // The shell opens the page the way xdg-open would, then waits for the test to look.

@@ -1,4 +1,4 @@
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { type Browser, chromium, type Page, type Request } from 'playwright-core';
 
 /** Debian's Chromium, driven over the DevTools protocol by playwright-core. */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -31,7 +31,12 @@ export async function openUntilText(
   timeoutMs = 30_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  // page.goto reports the first URL of a redirect chain; these say which hop broke.
+  const failed: string[] = [];
+  const onFailed = (request: Request) =>
+    failed.push(`${request.method()} ${request.url()}: ${request.failure()?.errorText}`);
 
+  page.on('requestfailed', onFailed);
   try {
     await page.goto(url, { waitUntil: 'commit', timeout: timeoutMs });
     await page
@@ -46,8 +51,11 @@ export async function openUntilText(
 
     throw new Error(
       `the browser did not show "${text}" after opening ${url}: it is at ${page.url()} ` +
-        `showing ${JSON.stringify(shown.slice(0, 500))}: ${(err as Error).message}`,
+        `showing ${JSON.stringify(shown.slice(0, 500))}; failed requests: ` +
+        `${failed.join('; ') || 'none'}: ${(err as Error).message}`,
       { cause: err },
     );
+  } finally {
+    page.off('requestfailed', onFailed);
   }
 }

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 
 import { Program } from './processes.js';
 
@@ -49,6 +50,28 @@ export class Namespace {
     return ns;
   }
 
+  /** Cuts or restores the link to the host, like a network outage. */
+  setLink(up: boolean): void {
+    ip('link', 'set', this.#hostLink, up ? 'up' : 'down');
+  }
+
+  /**
+   * Gives programs in the namespace host names of their own, as Docker's `extra_hosts` does:
+   * `ip netns exec` mounts /etc/netns/NAME/hosts over /etc/hosts for them.
+   */
+  setHosts(names: Record<string, string>): void {
+    const lines = ['127.0.0.1 localhost', '::1 localhost ip6-localhost ip6-loopback'];
+
+    for (const [name, address] of Object.entries(names)) lines.push(`${address} ${name}`);
+
+    mkdirSync(this.#etc, { recursive: true });
+    writeFileSync(`${this.#etc}/hosts`, `${lines.join('\n')}\n`);
+  }
+
+  get #etc(): string {
+    return `/etc/netns/${this.name}`;
+  }
+
   /** Runs a program inside the namespace. */
   spawn(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Program {
     return new Program('ip', ['netns', 'exec', this.name, command, ...args], env);
@@ -60,6 +83,8 @@ export class Namespace {
     } catch {
       // Already gone.
     }
+
+    rmSync(this.#etc, { recursive: true, force: true });
   }
 }
 
