@@ -1,0 +1,120 @@
+// What the benchmark reports (figures) and the measurement steps that produce them. A step runs
+// once per path per round and yields one value for each of its figures.
+import { concurrent, download, MIB, sequentialLatency, upload } from './measure.mjs';
+
+const REQUEST_TIMEOUT_MS = 10_000;
+const TRANSFER_TIMEOUT_MS = 180_000;
+const CONCURRENT_TIMEOUT_MS = 30_000;
+
+/**
+ * The figures, in table order. `better` says which way is good and gives the ratio to direct a
+ * meaning; `summary: 'sum'` adds the rounds up instead of taking their median (error counts).
+ */
+export function defineFigures(config) {
+  const mib = config.transferBytes / MIB;
+  const [few, many] = config.concurrency;
+
+  return [
+    {
+      key: 'p50',
+      label: `latency p50, ${config.sequential} sequential`,
+      unit: 'ms',
+      better: 'lower',
+    },
+    {
+      key: 'p99',
+      label: `latency p99, ${config.sequential} sequential`,
+      unit: 'ms',
+      better: 'lower',
+    },
+    { key: 'download', label: `download ${mib} MiB`, unit: 'MiB/s', better: 'higher' },
+    { key: 'upload', label: `upload ${mib} MiB`, unit: 'MiB/s', better: 'higher' },
+    { key: 'fewWall', label: `${few} concurrent, wall time`, unit: 'ms', better: 'lower' },
+    { key: 'fewErrors', label: `${few} concurrent, errors`, unit: 'sum', summary: 'sum' },
+    { key: 'fewOverflows', label: `${few} concurrent, SYNs dropped`, unit: 'sum', summary: 'sum' },
+    { key: 'manyWall', label: `${many} concurrent, wall time`, unit: 'ms', better: 'lower' },
+    { key: 'manyErrors', label: `${many} concurrent, errors`, unit: 'sum', summary: 'sum' },
+    {
+      key: 'manyOverflows',
+      label: `${many} concurrent, SYNs dropped`,
+      unit: 'sum',
+      summary: 'sum',
+    },
+    { key: 'startMs', label: 'agent start → connected', unit: 'ms' },
+    { key: 'agentRss', label: 'agent idle RSS', unit: 'MiB' },
+    { key: 'relayRss', label: 'relay idle RSS', unit: 'MiB' },
+  ];
+}
+
+/**
+ * The measurement steps. `run(path)` resolves to { values, note? }: values keyed by figure; a
+ * note says what went wrong with a value (which is then NaN, not a misleading number).
+ */
+export function defineSteps(config) {
+  const [few, many] = config.concurrency;
+
+  return [
+    {
+      figures: ['p50', 'p99'],
+      async run(path) {
+        const r = await sequentialLatency(path.port, config.sequential, REQUEST_TIMEOUT_MS);
+        const note =
+          r.connections > 0 ? `keep-alive broke: ${r.connections} new connections` : undefined;
+
+        return { values: { p50: r.p50, p99: r.p99 }, note };
+      },
+    },
+    transferStep('download', download, config.transferBytes),
+    transferStep('upload', upload, config.transferBytes),
+    concurrencyStep(few, 'few'),
+    concurrencyStep(many, 'many'),
+    {
+      figures: ['startMs', 'agentRss', 'relayRss'],
+      appliesTo: (path) => path.measureStart !== undefined,
+      async run(path) {
+        const r = await path.measureStart();
+
+        return {
+          values: { startMs: r.startMs, agentRss: r.agentRss / MIB, relayRss: r.relayRss / MIB },
+        };
+      },
+    },
+  ];
+}
+
+// Byte counts are checked: a transfer that lost or gained bytes has no throughput.
+function transferStep(key, transfer, bytes) {
+  return {
+    figures: [key],
+    async run(path) {
+      const r = await transfer(path.port, bytes, TRANSFER_TIMEOUT_MS);
+
+      if (r.complete) return { values: { [key]: r.mibPerSecond } };
+      return { values: { [key]: NaN }, note: `${key} moved ${r.received} of ${bytes} bytes` };
+    },
+  };
+}
+
+// Also counts the SYNs the kernel dropped on a full accept queue: they explain a wall time of
+// about a second more than the work needs.
+function concurrencyStep(count, prefix) {
+  const keys = {
+    wall: `${prefix}Wall`,
+    errors: `${prefix}Errors`,
+    overflows: `${prefix}Overflows`,
+  };
+
+  return {
+    figures: Object.values(keys),
+    async run(path) {
+      const r = await concurrent(path.port, count, CONCURRENT_TIMEOUT_MS);
+      const note =
+        r.errors > 0 ? `${count} concurrent: ${r.errors} failed (${r.firstError})` : undefined;
+
+      return {
+        values: { [keys.wall]: r.wallMs, [keys.errors]: r.errors, [keys.overflows]: r.overflows },
+        note,
+      };
+    },
+  };
+}

@@ -1,0 +1,326 @@
+// pnpm bench [--quick] [--rounds N] [--profile]
+//
+// Measures the same client against four paths to the same server (direct, two plain hops,
+// porthole, ssh -R), interleaved round by round, and prints one table. A full run also writes
+// bench/results/latest.md and bench/results/ratios.svg. --profile instead runs throughput only,
+// with CPU profiles of the relay, the agent and the plain proxies written under /tmp.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { ratioChart } from './chart.mjs';
+import { killAllNow } from './children.mjs';
+import { defineFigures, defineSteps } from './figures.mjs';
+import { concurrent, download, MIB, sequentialLatency, upload } from './measure.mjs';
+import { PATH_KEYS, PATH_LABELS, startPaths } from './paths.mjs';
+import { profileLines, summarizeProfiles } from './profile.mjs';
+import {
+  buildDescription,
+  countFigures,
+  markdownReport,
+  summarize,
+  tableRows,
+  textTable,
+  verdict,
+  verdictLines,
+} from './report.mjs';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const RESULTS_DIR = fileURLToPath(new URL('results/', import.meta.url));
+
+// Transfers each way per path in a --profile run: enough for steady state to outweigh start-up.
+const PROFILE_ROUNDS = 4;
+
+const WARMUP = { sequential: 500, transferBytes: 20 * MIB, concurrency: 200 };
+
+const CONFIGS = {
+  full: {
+    rounds: 9,
+    sequential: 1000,
+    transferBytes: 100 * MIB,
+    concurrency: [200, 1000],
+    idleMs: 1000,
+    // Past this no new measurement starts; a hard stop follows a minute later.
+    budgetMs: 15 * 60_000,
+  },
+  quick: {
+    rounds: 3,
+    sequential: 200,
+    transferBytes: 20 * MIB,
+    concurrency: [200, 1000],
+    idleMs: 300,
+    budgetMs: 50_000,
+  },
+};
+
+function readConfig() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      profile: { type: 'boolean', default: false },
+    },
+  });
+  const config = { ...CONFIGS[values.quick ? 'quick' : 'full'], quick: values.quick };
+
+  if (values.rounds !== undefined) {
+    const rounds = Number(values.rounds);
+
+    if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50)
+      throw new Error('--rounds takes 1 to 50');
+    config.rounds = rounds;
+  }
+
+  return { ...config, profile: values.profile };
+}
+
+async function main() {
+  const config = readConfig();
+  const tmp = mkdtempSync(join(os.tmpdir(), 'porthole-bench-'));
+
+  guardProcessTree(tmp, config.budgetMs + 60_000);
+  if (config.profile) await profileRun(config, tmp);
+  else await benchRun(config, tmp);
+}
+
+// Children die with us whichever way we end: normally, on an error, on a signal or on the hard
+// time limit. Our own helpers also end when their standard input from us closes.
+function guardProcessTree(tmp, hardLimitMs) {
+  const cleanUp = () => {
+    killAllNow();
+    rmSync(tmp, { recursive: true, force: true });
+  };
+  const stop = (why, code) => {
+    process.stderr.write(`bench: ${why}, stopping\n`);
+    cleanUp();
+    process.exit(code);
+  };
+
+  process.on('exit', cleanUp);
+  process.on('SIGINT', () => stop('interrupted', 130));
+  process.on('SIGTERM', () => stop('terminated', 143));
+  setTimeout(() => stop(`still running after ${hardLimitMs / 1000} s`, 1), hardLimitMs).unref();
+}
+
+async function benchRun(config, tmp) {
+  const started = performance.now();
+  const loadAtStart = os.loadavg();
+  const figures = defineFigures(config);
+  const { paths, skipped, close } = await startPaths({ tmp, idleMs: config.idleMs });
+  const pathKeys = PATH_KEYS.filter((key) => paths[key] !== undefined);
+
+  for (const [key, why] of Object.entries(skipped)) {
+    process.stderr.write(`bench: skipping ${PATH_LABELS[key]}: ${why}\n`);
+  }
+
+  let outcome;
+
+  try {
+    outcome = await runRounds(config, paths, pathKeys, started);
+  } finally {
+    await close();
+  }
+
+  const summary = summarize(figures, outcome.results, PATH_KEYS);
+  const rows = tableRows(figures, summary, PATH_KEYS);
+  const checks = verdict(summary, config);
+
+  printTable(config, outcome, rows, checks, skipped);
+  if (!config.quick) {
+    const elapsedS = (performance.now() - started) / 1000;
+
+    writeReport({
+      ...outcome,
+      figures,
+      summary,
+      rows,
+      checks,
+      config,
+      skipped,
+      pathKeys,
+      elapsedS,
+      loadAtStart,
+    });
+  }
+  process.stdout.write(`bench: ${countFigures(summary)} figures\n`);
+}
+
+/**
+ * Runs every step on every path, round after round. Within a round each step runs on all paths
+ * before the next step starts, and the path order rotates per round, so that slow drift of the
+ * machine and warm-up effects spread over all paths alike.
+ */
+async function runRounds(config, paths, pathKeys, started) {
+  const steps = defineSteps(config);
+  const results = {};
+  const notes = [];
+  let roundsRun = 0;
+
+  await warmUp(paths, pathKeys, notes);
+
+  for (let round = 0; round < config.rounds; round += 1) {
+    if (performance.now() - started > config.budgetMs) {
+      notes.push(`time budget used up: ran ${roundsRun} of ${config.rounds} rounds`);
+      break;
+    }
+
+    const order = pathKeys.map((_, i) => pathKeys[(i + round) % pathKeys.length]);
+
+    for (const step of steps) {
+      for (const key of order.filter((k) => step.appliesTo?.(paths[k]) ?? true)) {
+        await runStep(step, key, paths[key], round, results, notes);
+      }
+    }
+    roundsRun += 1;
+    noteExits(paths, pathKeys, notes);
+    process.stderr.write(
+      `bench: round ${round + 1}/${config.rounds} done at ${((performance.now() - started) / 1000).toFixed(0)} s\n`,
+    );
+  }
+
+  return { results, notes, roundsRun };
+}
+
+// One pass over every path that is not counted: the JIT compiles the hot code of every Node
+// process on the way and connection pools exist, so the first counted round is not the slowest.
+async function warmUp(paths, pathKeys, notes) {
+  for (const key of pathKeys) {
+    const { port } = paths[key];
+
+    try {
+      await sequentialLatency(port, WARMUP.sequential, 10_000);
+      await download(port, WARMUP.transferBytes, 60_000);
+      await upload(port, WARMUP.transferBytes, 60_000);
+      await concurrent(port, WARMUP.concurrency, 30_000);
+    } catch (err) {
+      notes.push(`warm-up, ${PATH_LABELS[key]}: ${err.message.split('\n')[0]}`);
+    }
+  }
+}
+
+// A tunnel process that died explains the failures after it: say so once, with its last words.
+function noteExits(paths, pathKeys, notes) {
+  for (const key of pathKeys) {
+    for (const handle of paths[key].processes) {
+      if (!handle.exited || handle.exitNoted) continue;
+
+      const tail = handle.output.trim().split('\n').slice(-3).join(' / ');
+
+      handle.exitNoted = true;
+      notes.push(`${handle.label} exited during the run${tail === '' ? '' : `: ${tail}`}`);
+    }
+  }
+}
+
+async function runStep(step, key, path, round, results, notes) {
+  let outcome;
+
+  try {
+    outcome = await step.run(path);
+  } catch (err) {
+    outcome = { values: {}, note: err.message.split('\n')[0] };
+  }
+
+  for (const figure of step.figures) {
+    results[figure] ??= {};
+    results[figure][key] ??= [];
+    results[figure][key].push(outcome.values[figure] ?? NaN);
+  }
+  if (outcome.note !== undefined)
+    notes.push(`round ${round + 1}, ${PATH_LABELS[key]}: ${outcome.note}`);
+}
+
+function printTable(config, outcome, rows, checks, skipped) {
+  const out = [
+    '',
+    `porthole bench${config.quick ? ' --quick' : ''}: ${outcome.roundsRun} rounds, paths interleaved;` +
+      ' each cell median ±half-IQR over rounds, ×ratio to direct (counts: sum over rounds)',
+    '',
+    textTable(rows),
+    '',
+    'targets (informational):',
+    ...verdictLines(checks),
+  ];
+
+  for (const [key, why] of Object.entries(skipped)) out.push(`skipped ${PATH_LABELS[key]}: ${why}`);
+  if (outcome.notes.length > 0) out.push('', 'notes:', ...outcome.notes.map((n) => `  ${n}`));
+  process.stdout.write(`${out.join('\n')}\n\n`);
+}
+
+// `run` holds the summary and what the report says about the run: its rounds, notes, time and
+// the machine's load as it began.
+function writeReport(run) {
+  const { figures, summary, pathKeys, roundsRun } = run;
+  const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const caption = `pnpm bench, ${when}: medians of ${roundsRun} rounds; ×1 is direct (client straight to the server)`;
+
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  writeFileSync(
+    join(RESULTS_DIR, 'ratios.svg'),
+    ratioChart(
+      figures,
+      summary,
+      pathKeys.filter((key) => key !== 'direct'),
+      caption,
+    ),
+  );
+  writeFileSync(
+    join(RESULTS_DIR, 'latest.md'),
+    markdownReport({
+      ...run,
+      config: { ...run.config, rounds: roundsRun },
+      build: buildDescription(ROOT),
+      sshVersion: sshVersion(),
+      when,
+    }),
+  );
+  process.stderr.write(`bench: wrote ${join(RESULTS_DIR, 'latest.md')} and ratios.svg\n`);
+}
+
+function sshVersion() {
+  // ssh -V prints its version on standard error.
+  const result = spawnSync('ssh', ['-V'], { encoding: 'utf8', timeout: 5000 });
+
+  return result.stderr?.trim() || 'ssh: not found';
+}
+
+/**
+ * Throughput only, through porthole and the two plain hops, with every Node process of both
+ * writing a CPU profile under /tmp; then the top functions by self time of each process.
+ */
+async function profileRun(config, tmp) {
+  const profileDir = mkdtempSync('/tmp/porthole-bench-prof-');
+  const { paths, close } = await startPaths({
+    tmp,
+    idleMs: config.idleMs,
+    profileDir,
+    only: ['hops', 'porthole'],
+  });
+
+  try {
+    for (const key of ['hops', 'porthole']) {
+      for (let i = 0; i < PROFILE_ROUNDS; i += 1) {
+        const down = await download(paths[key].port, config.transferBytes, 180_000);
+        const up = await upload(paths[key].port, config.transferBytes, 180_000);
+
+        process.stdout.write(
+          `${PATH_LABELS[key]}: download ${down.mibPerSecond.toFixed(0)} MiB/s, upload ${up.mibPerSecond.toFixed(0)} MiB/s\n`,
+        );
+      }
+    }
+  } finally {
+    // The processes write their profiles as they exit.
+    await close();
+  }
+
+  process.stdout.write(`\nCPU profiles in ${profileDir}; self time per process:\n`);
+  process.stdout.write(`${profileLines(summarizeProfiles(profileDir)).join('\n')}\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench: ${err.stack ?? err}\n`);
+  process.exit(1);
+});
