@@ -120,7 +120,9 @@ describe('a mapped port through the real relay and agent', () => {
   });
 
   // A browser that stops reading must stop the container's sender after about one stream
-  // window, not make the relay or the agent hold the other 49 MB.
+  // window, not make the relay or the agent hold the other 49 MB. RSS also counts the frames
+  // of the first megabytes, spent but not yet collected, hence a bound well above the window
+  // and well below the 50 MB that would pile up without flow control.
   it('holds a download at the stream window while the browser does not read', async () => {
     const before = { relay: relay.program.memory().rss, agent: agent.memory().rss };
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
@@ -139,8 +141,8 @@ describe('a mapped port through the real relay and agent', () => {
       `paused download: ${mb(sent)} left the container; RSS growth relay ${mb(growth.relay)}, agent ${mb(growth.agent)}`,
     );
     expect(sent).toBeLessThan(16 * MB);
-    expect(growth.relay).toBeLessThan(8 * MB);
-    expect(growth.agent).toBeLessThan(8 * MB);
+    expect(growth.relay).toBeLessThan(24 * MB);
+    expect(growth.agent).toBeLessThan(24 * MB);
 
     const hash = createHash('sha256');
     res.on('data', (chunk: Buffer) => hash.update(chunk));
@@ -163,8 +165,8 @@ describe('a mapped port through the real relay and agent', () => {
       `held upload: ${mb(sent)} left the browser; RSS growth relay ${mb(growth.relay)}, agent ${mb(growth.agent)}`,
     );
     expect(sent).toBeLessThan(16 * MB);
-    expect(growth.relay).toBeLessThan(8 * MB);
-    expect(growth.agent).toBeLessThan(8 * MB);
+    expect(growth.relay).toBeLessThan(24 * MB);
+    expect(growth.agent).toBeLessThan(24 * MB);
 
     server.releaseUpload();
     expect(JSON.parse((await upload.response).body.toString())).toEqual({
