@@ -1,9 +1,5 @@
-import {
-  request as httpRequest,
-  type IncomingMessage,
-  type ServerResponse,
-} from "node:http";
-import type { Socket } from "node:net";
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 
 import {
   bridge,
@@ -12,28 +8,28 @@ import {
   ResetReason,
   StreamResetError,
   type TunnelStream,
-} from "@porthole/shared";
+} from '@porthole/shared';
 
-import type { AgentRecord } from "./agent-record.js";
-import type { Logger } from "./logger.js";
-import type { LoginBook } from "./logins.js";
-import { messages } from "./messages.js";
-import type { MirrorClaim, MirrorSet } from "./mirrors.js";
-import { describeAgents, errorResponse, type Page, pageBody } from "./pages.js";
-import { isLoopbackHost, peekRequestHead, stateOf } from "./request-head.js";
+import type { AgentRecord } from './agent-record.js';
+import type { Logger } from './logger.js';
+import type { LoginBook } from './logins.js';
+import { messages } from './messages.js';
+import type { MirrorClaim, MirrorSet } from './mirrors.js';
+import { describeAgents, errorResponse, type Page, pageBody } from './pages.js';
+import { isLoopbackHost, peekRequestHead, stateOf } from './request-head.js';
 
 /** The path on the relay's own port that the original setup guide told users to register. */
-export const FIXED_CALLBACK_PATH = "/oauth/callback";
+export const FIXED_CALLBACK_PATH = '/oauth/callback';
 
 // Headers that describe one hop, not the request: the relay's HTTP client sets its own.
 const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-  "te",
-  "trailer",
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
 ]);
 
 export interface RouterOptions {
@@ -66,7 +62,7 @@ export class Router {
 
   /** Carries a connection that arrived on a mirrored port. */
   async carryMirrored(socket: Socket, hostPort: number): Promise<void> {
-    socket.on("error", () => undefined);
+    socket.on('error', () => undefined);
 
     // Connections not yet routed cost memory and carry nothing yet. Past the limit (a flood of
     // idle connections) the oldest waiting one is dropped: a browser sends its request at once
@@ -90,42 +86,40 @@ export class Router {
   async #carryMirrored(socket: Socket, hostPort: number): Promise<void> {
     const mapped = this.#options.mirrors
       .claims(hostPort)
-      .some((c) => c.owner.ports.get(hostPort)?.sources.has("map"));
+      .some((c) => c.owner.ports.get(hostPort)?.sources.has('map'));
     const peeked = await peekRequestHead(socket, mapped === true);
 
-    if (peeked.kind === "closed") return;
-    if (peeked.kind === "timeout") {
+    if (peeked.kind === 'closed') return;
+    if (peeked.kind === 'timeout') {
       this.#answer(socket, {
         status: 408,
-        title: "Request too slow",
-        detail: "The request did not arrive in time.",
+        title: 'Request too slow',
+        detail: 'The request did not arrive in time.',
       });
       return;
     }
-    if (peeked.kind === "too-large") {
+    if (peeked.kind === 'too-large') {
       this.#answer(socket, {
         status: 431,
-        title: "Request too large",
-        detail: "The request head is larger than porthole carries.",
+        title: 'Request too large',
+        detail: 'The request head is larger than porthole carries.',
       });
       return;
     }
 
-    const head = peeked.kind === "http" ? peeked.head : undefined;
+    const head = peeked.kind === 'http' ? peeked.head : undefined;
 
     if (head !== undefined && !isLoopbackHost(head.host)) {
       this.#log.warn({ port: hostPort }, messages.wrongHost(hostPort));
       this.#answer(socket, {
         status: 421,
-        title: "Not for this address",
+        title: 'Not for this address',
         detail: `porthole answers on port ${hostPort} only to localhost, 127.0.0.1 and [::1].`,
       });
       return;
     }
 
-    const target = await this.#open(hostPort, head?.state, (page) =>
-      this.#answer(socket, page),
-    );
+    const target = await this.#open(hostPort, head?.state, (page) => this.#answer(socket, page));
 
     if (target === null || socket.destroyed) {
       target?.stream.destroy();
@@ -134,9 +128,7 @@ export class Router {
 
     this.#logRequest(
       target.claim,
-      head === undefined
-        ? "a connection"
-        : `${head.method} ${describeTarget(head.target)}`,
+      head === undefined ? 'a connection' : `${head.method} ${describeTarget(head.target)}`,
     );
     target.stream.write(peeked.bytes);
     this.#bridge(socket, target);
@@ -150,26 +142,19 @@ export class Router {
       this.#log.warn({ port: this.ownPort }, messages.wrongHost(this.ownPort));
       answer({
         status: 421,
-        title: "Not for this address",
-        detail: "The callback path answers only to localhost.",
+        title: 'Not for this address',
+        detail: 'The callback path answers only to localhost.',
       });
       return;
     }
 
-    const target = await this.#open(
-      this.ownPort,
-      stateOf(req.url ?? ""),
-      answer,
-    );
+    const target = await this.#open(this.ownPort, stateOf(req.url ?? ''), answer);
 
     if (target === null) return;
 
     const { claim, stream } = target;
 
-    this.#logRequest(
-      claim,
-      `${req.method ?? "GET"} ${describeTarget(req.url ?? "/")}`,
-    );
+    this.#logRequest(claim, `${req.method ?? 'GET'} ${describeTarget(req.url ?? '/')}`);
     this.#forward(req, res, claim, stream);
   }
 
@@ -187,7 +172,7 @@ export class Router {
         status: 503,
         title: `No container serves port ${hostPort}`,
         detail: `Nothing in a connected container listens on port ${hostPort}, and no login there expects a callback.`,
-        hint: "Start the login again from the tool in the container, or check that its agent is running.",
+        hint: 'Start the login again from the tool in the container, or check that its agent is running.',
         context: describeAgents(this.#options.agents()),
       });
       return null;
@@ -205,7 +190,7 @@ export class Router {
         status: 503,
         title: `Container "${claim.owner.name}" is not connected`,
         detail: `Its agent did not come back within ${Math.round(this.#options.holdMs / 1000)} s, so the request was not delivered.`,
-        hint: "Check that the container is running, then start the login again.",
+        hint: 'Check that the container is running, then start the login again.',
         context: describeAgents(this.#options.agents()),
       });
       return null;
@@ -214,14 +199,10 @@ export class Router {
     return { claim, stream };
   }
 
-  #route(
-    hostPort: number,
-    state: string | undefined,
-  ): MirrorClaim<AgentRecord> | undefined {
+  #route(hostPort: number, state: string | undefined): MirrorClaim<AgentRecord> | undefined {
     const claims = this.#options.mirrors.claims(hostPort);
     const owner = this.#options.logins.ownerOf(state);
-    const byState =
-      owner === undefined ? undefined : claims.find((c) => c.owner === owner);
+    const byState = owner === undefined ? undefined : claims.find((c) => c.owner === owner);
 
     return byState ?? claims.at(-1);
   }
@@ -235,8 +216,7 @@ export class Router {
 
   #bridge(socket: Socket, { claim, stream }: Target): void {
     bridge(socket, stream, (err) => {
-      const page =
-        stream.bytesReceived === 0 ? this.#pageForReset(claim, err) : null;
+      const page = stream.bytesReceived === 0 ? this.#pageForReset(claim, err) : null;
 
       if (page !== null && socket.writable) {
         this.#answer(socket, page);
@@ -258,21 +238,17 @@ export class Router {
       Object.entries(req.headers).filter(([name]) => !HOP_BY_HOP.has(name)),
     );
     const proxied = httpRequest({
-      method: req.method ?? "GET",
-      path: req.url ?? "/",
-      headers: { ...headers, connection: "close" },
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      headers: { ...headers, connection: 'close' },
       createConnection: () => stream,
     });
 
-    proxied.on("response", (answer) => {
-      res.writeHead(
-        answer.statusCode ?? 502,
-        answer.statusMessage,
-        endToEnd(answer.rawHeaders),
-      );
+    proxied.on('response', (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, endToEnd(answer.rawHeaders));
       answer.pipe(res);
     });
-    proxied.on("error", (err) => {
+    proxied.on('error', (err) => {
       if (res.headersSent) {
         res.destroy();
       } else {
@@ -305,10 +281,9 @@ export class Router {
   #refusedPage(claim: MirrorClaim<AgentRecord>): Page {
     return {
       status: 502,
-      title: "Nothing is listening in the container",
-      detail:
-        messages.streamRefused(claim.owner.name, claim.containerPort) + ".",
-      hint: "If a login is in progress, the tool may have stopped waiting: start it again.",
+      title: 'Nothing is listening in the container',
+      detail: messages.streamRefused(claim.owner.name, claim.containerPort) + '.',
+      hint: 'If a login is in progress, the tool may have stopped waiting: start it again.',
       context: describeAgents(this.#options.agents()),
     };
   }
@@ -316,9 +291,8 @@ export class Router {
   #forbiddenPage(claim: MirrorClaim<AgentRecord>): Page {
     return {
       status: 502,
-      title: "The container does not carry this port",
-      detail:
-        messages.streamForbidden(claim.owner.name, claim.containerPort) + ".",
+      title: 'The container does not carry this port',
+      detail: messages.streamForbidden(claim.owner.name, claim.containerPort) + '.',
       hint: "Check the agent's --ports and --map settings in that container.",
       context: describeAgents(this.#options.agents()),
     };
@@ -331,17 +305,17 @@ export class Router {
 
 const CLOSED_PAGE: Page = {
   status: 502,
-  title: "The container closed the connection",
-  detail: "No answer came back from the container.",
+  title: 'The container closed the connection',
+  detail: 'No answer came back from the container.',
 };
 
 function sendPage(res: ServerResponse, page: Page): void {
   const body = pageBody(page);
 
   res.writeHead(page.status, {
-    "content-type": "text/html; charset=utf-8",
-    "cache-control": "no-store",
-    "content-length": Buffer.byteLength(body),
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(body),
   });
   res.end(body);
 }
@@ -354,8 +328,7 @@ function endToEnd(raw: string[]): string[] {
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
 
-    if (!HOP_BY_HOP.has(name.toLowerCase()))
-      kept.push(name, raw[i + 1] as string);
+    if (!HOP_BY_HOP.has(name.toLowerCase())) kept.push(name, raw[i + 1] as string);
   }
 
   return kept;
