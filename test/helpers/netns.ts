@@ -16,9 +16,9 @@ export class Namespace {
   readonly address: string;
   readonly #hostLink: string;
 
-  private constructor(id: number, subnet: number) {
-    this.name = `porthole-${process.pid}-${id}`;
-    this.#hostLink = `ph${process.pid % 100000}h${id}`;
+  private constructor(name: string, subnet: number, hostLink: string) {
+    this.name = name;
+    this.#hostLink = hostLink;
     this.hostAddress = `10.213.${subnet}.1`;
     this.address = `10.213.${subnet}.2`;
   }
@@ -29,25 +29,45 @@ export class Namespace {
   static create(): Namespace {
     Namespace.#next += 1;
 
-    const ns = new Namespace(Namespace.#next, randomInt(0, 256));
-    const inner = `${ns.#hostLink.slice(0, -2)}c${Namespace.#next}`;
+    const name = `porthole-${process.pid}-${Namespace.#next}`;
 
-    ip('netns', 'add', ns.name);
+    ip('netns', 'add', name);
 
-    try {
-      ip('link', 'add', ns.#hostLink, 'type', 'veth', 'peer', 'name', inner);
-      ip('link', 'set', inner, 'netns', ns.name);
-      ip('addr', 'add', `${ns.hostAddress}/30`, 'dev', ns.#hostLink);
-      ip('link', 'set', ns.#hostLink, 'up');
-      ip('netns', 'exec', ns.name, 'ip', 'addr', 'add', `${ns.address}/30`, 'dev', inner);
-      ip('netns', 'exec', ns.name, 'ip', 'link', 'set', inner, 'up');
-      ip('netns', 'exec', ns.name, 'ip', 'link', 'set', 'lo', 'up');
-    } catch (err) {
-      ns.destroy();
-      throw err;
+    // Test files run in parallel processes. Each link is named after its subnet, so creating it
+    // claims the subnet atomically: a second claim fails and picks another.
+    for (let attempt = 0; attempt < 64; attempt += 1) {
+      const subnet = randomInt(0, 256);
+      const hostLink = `ph213s${subnet}h`;
+
+      try {
+        ip('link', 'add', hostLink, 'type', 'veth', 'peer', 'name', `ph213s${subnet}c`);
+      } catch {
+        continue;
+      }
+
+      const ns = new Namespace(name, subnet, hostLink);
+
+      try {
+        ns.#configure(`ph213s${subnet}c`);
+      } catch (err) {
+        ns.destroy();
+        throw err;
+      }
+
+      return ns;
     }
 
-    return ns;
+    ip('netns', 'del', name);
+    throw new Error('no free 10.213.x.0/30 link subnet for a test namespace');
+  }
+
+  #configure(inner: string): void {
+    ip('link', 'set', inner, 'netns', this.name);
+    ip('addr', 'add', `${this.hostAddress}/30`, 'dev', this.#hostLink);
+    ip('link', 'set', this.#hostLink, 'up');
+    ip('netns', 'exec', this.name, 'ip', 'addr', 'add', `${this.address}/30`, 'dev', inner);
+    ip('netns', 'exec', this.name, 'ip', 'link', 'set', inner, 'up');
+    ip('netns', 'exec', this.name, 'ip', 'link', 'set', 'lo', 'up');
   }
 
   /** Cuts or restores the link to the host, like a network outage. */
@@ -78,10 +98,15 @@ export class Namespace {
   }
 
   destroy(): void {
-    try {
-      ip('netns', 'del', this.name);
-    } catch {
-      // Already gone.
+    for (const args of [
+      ['netns', 'del', this.name],
+      ['link', 'del', this.#hostLink],
+    ]) {
+      try {
+        ip(...args);
+      } catch {
+        // Already gone (deleting the namespace takes the link with it).
+      }
     }
 
     rmSync(this.#etc, { recursive: true, force: true });
