@@ -15,6 +15,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { AuthFailureLimiter } from './auth-limiter.js';
 import type { Logger } from './logger.js';
 import { messages } from './messages.js';
+import { NO_EVENTS, type RelayEvents } from './relay-events.js';
 
 export type AcceptAgent = (
   ws: WebSocket,
@@ -38,11 +39,18 @@ export class AgentEndpoint {
   readonly #log: Logger;
   readonly #accept: AcceptAgent;
   readonly #limiter = new AuthFailureLimiter();
+  readonly #events: RelayEvents;
 
-  constructor(publicKey: KeyObject, log: Logger, accept: AcceptAgent) {
+  constructor(
+    publicKey: KeyObject,
+    log: Logger,
+    accept: AcceptAgent,
+    events: RelayEvents = NO_EVENTS,
+  ) {
     this.#publicKey = publicKey;
     this.#log = log;
     this.#accept = accept;
+    this.#events = events;
   }
 
   /** Handles an HTTP upgrade request from any of the relay's servers. */
@@ -59,6 +67,7 @@ export class AgentEndpoint {
     // Browsers always send Origin on a WebSocket upgrade and agents never do: refusing it stops
     // a web page (possibly reached through DNS rebinding) from talking to the relay.
     if (req.headers.origin !== undefined) {
+      this.#events.authRefused('PORTHOLE_ERR_ORIGIN');
       reject(socket, 403, 'PORTHOLE_ERR_ORIGIN');
       return;
     }
@@ -75,6 +84,7 @@ export class AgentEndpoint {
         const wait = this.#limiter.fail(address);
 
         this.#log.warn({ code, address }, messages.agentRefused(code));
+        this.#events.authRefused(code);
 
         if (wait > 0) {
           reject(socket, 429, ErrorCodes.TOO_MANY_FAILURES, { 'Retry-After': String(wait) });
@@ -91,7 +101,7 @@ export class AgentEndpoint {
 
   async #authenticate(req: IncomingMessage): Promise<AgentTokenClaims> {
     const header = req.headers.authorization ?? '';
-    const match = /^Bearer ([\w.-]+)$/.exec(header);
+    const match = /^Bearer +(\S+)$/i.exec(header);
 
     if (match === null) {
       throw new PortholeError(ErrorCodes.TOKEN_MISSING, 'no bearer token');

@@ -60,6 +60,14 @@ export const messages = {
   openRefused: (name: string) =>
     `container "${name}" asked to open something that is not a web page`,
   openFailed: () => 'could not start a browser here: open the page above by hand',
+  statusWrongHost: () =>
+    'refused a request for the status page addressed to another host name (DNS rebinding?)',
+  statusOnlyHere: () =>
+    "porthole's status page answers only to localhost, 127.0.0.1, [::1] and the relay's own addresses\n",
+  statusForeignOrigin: () =>
+    "refused to open a login page again: the request did not come from this machine's status page",
+  statusReopen: (name: string) =>
+    `opening the login page of container "${name}" again, as asked on the status page`,
   shuttingDown: (streams: number, graceMs: number) =>
     streams > 0 && graceMs > 0
       ? `relay shutting down: letting ${streams} streams finish (up to ${Math.round(graceMs / 1000)} s)`

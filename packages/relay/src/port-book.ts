@@ -4,6 +4,7 @@ import type { AgentRecord, PortEntry } from './agent-record.js';
 import type { Logger } from './logger.js';
 import { messages } from './messages.js';
 import type { MirrorSet } from './mirrors.js';
+import { NO_EVENTS, type RelayEvents } from './relay-events.js';
 
 /**
  * Keeps each agent's ports and the mirrors in step. A port may be wanted for several reasons
@@ -12,10 +13,12 @@ import type { MirrorSet } from './mirrors.js';
 export class PortBook {
   readonly #mirrors: MirrorSet<AgentRecord>;
   readonly #log: Logger;
+  readonly #events: RelayEvents;
 
-  constructor(mirrors: MirrorSet<AgentRecord>, log: Logger) {
+  constructor(mirrors: MirrorSet<AgentRecord>, log: Logger, events: RelayEvents = NO_EVENTS) {
     this.#mirrors = mirrors;
     this.#log = log;
+    this.#events = events;
   }
 
   /** Adds a reason to carry `hostPort`; returns the news for the agent, if any. */
@@ -33,6 +36,7 @@ export class PortBook {
       entry.status === 'mirrored'
     ) {
       entry.sources.add(source);
+      this.#events.changed();
       return null;
     }
 
@@ -45,6 +49,9 @@ export class PortBook {
     };
 
     record.ports.set(hostPort, next);
+    this.#events.changed();
+
+    if (next.status !== 'mirrored') this.#events.bindFailed();
 
     // A port that stays busy is retried on each announcement, but reported once.
     if (
@@ -67,6 +74,7 @@ export class PortBook {
     if (entry === undefined || !entry.sources.delete(source) || entry.sources.size > 0) return;
 
     record.ports.delete(hostPort);
+    this.#events.changed();
 
     if (this.#mirrors.unclaim(record, hostPort)) {
       this.#log.info({ port: hostPort }, messages.mirrorClosed(hostPort));

@@ -26,7 +26,11 @@ import { LoginBook } from './logins.js';
 import { messages } from './messages.js';
 import { MirrorSet } from './mirrors.js';
 import { PortBook } from './port-book.js';
+import type { RelayEvents } from './relay-events.js';
+import { gaugesOf, RelayMonitor } from './relay-monitor.js';
 import { FIXED_CALLBACK_PATH, Router } from './router.js';
+import { registerStatusRoutes, type StatusRoutesOptions } from './status-routes.js';
+import { statusSnapshot } from './status-snapshot.js';
 import { RELAY_SOFTWARE } from './version.js';
 
 export interface RelayOptions {
@@ -70,11 +74,16 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   }
 
   const records = new Map<string, AgentRecord>();
+  const monitor: RelayMonitor = new RelayMonitor({
+    snapshot: (requests) =>
+      statusSnapshot(RELAY_SOFTWARE, records.values(), logins.waiting(), requests),
+    gauges: () => gaugesOf(records.values()),
+  });
   const mirrors = new MirrorSet<AgentRecord>(options.mirrorHosts, (socket, port) => {
     void router.carryMirrored(socket, port);
   });
-  const ports = new PortBook(mirrors, logger);
-  const logins = new LoginBook(ports);
+  const ports = new PortBook(mirrors, logger, monitor);
+  const logins = new LoginBook(ports, monitor);
   const opener = new BrowserOpener(options.openBrowser ?? true, logger, options.prompt);
   const router: Router = new Router({
     mirrors,
@@ -82,19 +91,32 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     agents: () => records.values(),
     holdMs,
     logger,
+    events: monitor,
   });
-  const hub = new AgentHub(records, ports, logins, opener, holdMs, logger);
-  const endpoint = new AgentEndpoint(key.publicKey, logger, (ws, socket, claims, address) => {
-    new AgentConnection(ws, socket, claims, address, {
-      privateKey: key.privateKey,
-      software: RELAY_SOFTWARE,
-      logger,
-      onReady: (connection) => hub.ready(connection),
-      onMessage: (connection, message) => hub.message(connection, message),
-      onClose: (connection) => hub.closed(connection),
-    });
+  const hub = new AgentHub(records, ports, logins, opener, holdMs, logger, monitor);
+  const endpoint = new AgentEndpoint(
+    key.publicKey,
+    logger,
+    (ws, socket, claims, address) => {
+      new AgentConnection(ws, socket, claims, address, {
+        privateKey: key.privateKey,
+        software: RELAY_SOFTWARE,
+        logger,
+        onReady: (connection) => hub.ready(connection),
+        onMessage: (connection, message) => hub.message(connection, message),
+        onClose: (connection) => hub.closed(connection),
+      });
+    },
+    monitor,
+  );
+  const api = buildApi(logger, records, logins, {
+    hosts: options.hosts,
+    scheme: options.tls === undefined ? 'http' : 'https',
+    monitor,
+    logins,
+    opener,
+    log: logger,
   });
-  const api = buildApi(logger, records, logins);
   const servers = await listenAll(api, options, endpoint, (req, res, next) => {
     if ((req.url ?? '').split('?', 1)[0] === FIXED_CALLBACK_PATH) {
       void router.carryFixed(req, res);
@@ -124,6 +146,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       // reconnect (to this relay's successor, if it comes back).
       mirrors.closeAll();
       endpoint.close();
+      monitor.close();
 
       const closed = Promise.all(servers.map((server) => closeServer(server)));
       const deadline = Date.now() + graceMs;
@@ -152,6 +175,7 @@ class AgentHub {
     readonly opener: BrowserOpener,
     readonly holdMs: number,
     readonly log: Logger,
+    readonly events: RelayEvents,
   ) {}
 
   ready(connection: AgentConnection): void {
@@ -173,6 +197,7 @@ class AgentHub {
           : messages.agentConnected(connection.name),
       );
     }
+    this.events.changed();
   }
 
   message(connection: AgentConnection, message: AgentMessage): void {
@@ -218,9 +243,11 @@ class AgentHub {
         break;
       }
       case 'open':
+        this.logins.notePage(record, message.url);
         await this.opener.open(record.name, message.url);
         break;
     }
+    this.events.changed();
   }
 
   // A lost agent keeps its ports and logins for the hold time: a callback that arrives while
@@ -234,6 +261,7 @@ class AgentHub {
     connection.log.info(messages.agentDisconnected(connection.name, this.holdMs));
     record.expiry = setTimeout(() => this.#forget(record), this.holdMs);
     record.expiry.unref();
+    this.events.changed();
   }
 
   #forget(record: AgentRecord): void {
@@ -244,6 +272,7 @@ class AgentHub {
     this.ports.releaseAll(record);
     record.release();
     this.log.info({ agent: record.name }, messages.agentGone(record.name));
+    this.events.changed();
   }
 
   closeAll(): void {
@@ -260,7 +289,12 @@ interface Api {
   handler: () => RequestHandler | undefined;
 }
 
-function buildApi(logger: Logger, records: Map<string, AgentRecord>, logins: LoginBook): Api {
+function buildApi(
+  logger: Logger,
+  records: Map<string, AgentRecord>,
+  logins: LoginBook,
+  status: StatusRoutesOptions,
+): Api {
   let handler: RequestHandler | undefined;
   const app = Fastify({
     loggerInstance: logger,
@@ -293,6 +327,8 @@ function buildApi(logger: Logger, records: Map<string, AgentRecord>, logins: Log
       })),
     })),
   }));
+
+  registerStatusRoutes(app, status);
 
   return { app, handler: () => handler };
 }

@@ -11,11 +11,13 @@ import {
 } from '@porthole/shared';
 
 import type { AgentRecord } from './agent-record.js';
+import { countRequestBytes, resultOfFailure, watchResponse } from './exchange-watch.js';
 import type { Logger } from './logger.js';
 import type { LoginBook } from './logins.js';
 import { messages } from './messages.js';
 import type { MirrorClaim, MirrorSet } from './mirrors.js';
 import { describeAgents, errorResponse, type Page, pageBody } from './pages.js';
+import { NO_EVENTS, type RelayEvents, type RequestTrace } from './relay-events.js';
 import { isLoopbackHost, peekRequestHead, stateOf } from './request-head.js';
 
 /** The path on the relay's own port that the original setup guide told users to register. */
@@ -38,9 +40,11 @@ export interface RouterOptions {
   agents: () => Iterable<AgentRecord>;
   holdMs: number;
   logger: Logger;
+  /** Hears of every request, for the status page and the metrics. */
+  events?: RelayEvents;
 }
 
-type Target = { claim: MirrorClaim<AgentRecord>; stream: TunnelStream };
+type Target = { claim: MirrorClaim<AgentRecord>; stream: TunnelStream; trace: RequestTrace };
 
 /**
  * Sends each browser connection to exactly one container: the one that registered the
@@ -50,6 +54,7 @@ type Target = { claim: MirrorClaim<AgentRecord>; stream: TunnelStream };
 export class Router {
   readonly #options: RouterOptions;
   readonly #log: Logger;
+  readonly #events: RelayEvents;
   /** The relay's own port, whose /oauth/callback is routed like a mirror. */
   ownPort = 0;
   /** Connections not yet routed, oldest first. */
@@ -58,6 +63,7 @@ export class Router {
   constructor(options: RouterOptions) {
     this.#options = options;
     this.#log = options.logger;
+    this.#events = options.events ?? NO_EVENTS;
   }
 
   /** Carries a connection that arrived on a mirrored port. */
@@ -99,6 +105,7 @@ export class Router {
       return;
     }
     if (peeked.kind === 'too-large') {
+      this.#trace(hostPort, null, null, socket).settle('too_large', 431);
       this.#answer(socket, {
         status: 431,
         title: 'Request too large',
@@ -108,9 +115,11 @@ export class Router {
     }
 
     const head = peeked.kind === 'http' ? peeked.head : undefined;
+    const trace = this.#trace(hostPort, head?.method ?? null, head?.target ?? null, socket);
 
     if (head !== undefined && !isLoopbackHost(head.host)) {
       this.#log.warn({ port: hostPort }, messages.wrongHost(hostPort));
+      trace.settle('wrong_host', 421);
       this.#answer(socket, {
         status: 421,
         title: 'Not for this address',
@@ -119,7 +128,9 @@ export class Router {
       return;
     }
 
-    const target = await this.#open(hostPort, head?.state, (page) => this.#answer(socket, page));
+    const target = await this.#open(hostPort, head?.state, trace, (page) =>
+      this.#answer(socket, page),
+    );
 
     if (target === null || socket.destroyed) {
       target?.stream.destroy();
@@ -131,15 +142,20 @@ export class Router {
       head === undefined ? 'a connection' : `${head.method} ${describeTarget(head.target)}`,
     );
     target.stream.write(peeked.bytes);
+    this.#events.bytes.toContainer += peeked.bytes.length;
     this.#bridge(socket, target);
+    countRequestBytes(socket, this.#events.bytes);
+    watchResponse(target.stream, trace, this.#events.bytes, head !== undefined);
   }
 
   /** Serves `/oauth/callback` on the relay's own port, routed like a mirrored request. */
   async carryFixed(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const answer = (page: Page) => sendPage(res, page);
+    const trace = this.#trace(this.ownPort, req.method ?? 'GET', req.url ?? '/', res);
 
     if (!isLoopbackHost(req.headers.host)) {
       this.#log.warn({ port: this.ownPort }, messages.wrongHost(this.ownPort));
+      trace.settle('wrong_host', 421);
       answer({
         status: 421,
         title: 'Not for this address',
@@ -148,26 +164,43 @@ export class Router {
       return;
     }
 
-    const target = await this.#open(this.ownPort, stateOf(req.url ?? ''), answer);
+    const target = await this.#open(this.ownPort, stateOf(req.url ?? ''), trace, answer);
 
     if (target === null) return;
 
     const { claim, stream } = target;
 
     this.#logRequest(claim, `${req.method ?? 'GET'} ${describeTarget(req.url ?? '/')}`);
-    this.#forward(req, res, claim, stream);
+    this.#forward(req, res, claim, stream, trace);
+  }
+
+  // Starts tracing a request for the status page; it ends when the browser's side closes.
+  #trace(
+    port: number,
+    method: string | null,
+    target: string | null,
+    browserSide: NodeJS.EventEmitter,
+  ): RequestTrace {
+    const path = target === null ? null : describeTarget(target);
+    const trace = this.#events.request({ port, method, path });
+
+    browserSide.once('close', () => trace.end());
+
+    return trace;
   }
 
   // Picks the container, waits for it if it is reconnecting, and opens a stream into it.
   async #open(
     hostPort: number,
     state: string | undefined,
+    trace: RequestTrace,
     answer: (page: Page) => void,
   ): Promise<Target | null> {
     const claim = this.#route(hostPort, state);
 
     if (claim === undefined) {
       this.#log.warn({ port: hostPort }, messages.noAgentForPort(hostPort));
+      trace.settle('no_container', 503);
       answer({
         status: 503,
         title: `No container serves port ${hostPort}`,
@@ -178,6 +211,8 @@ export class Router {
       return null;
     }
 
+    trace.route(claim.owner.name, claim.containerPort);
+
     const connection = await claim.owner.whenConnected(this.#options.holdMs);
     const stream = connection?.openStream(claim.containerPort) ?? null;
 
@@ -186,6 +221,7 @@ export class Router {
         { port: hostPort },
         messages.agentAway(claim.owner.name, this.#options.holdMs),
       );
+      trace.settle('agent_away', 503);
       answer({
         status: 503,
         title: `Container "${claim.owner.name}" is not connected`,
@@ -196,7 +232,9 @@ export class Router {
       return null;
     }
 
-    return { claim, stream };
+    this.#options.logins.arrived(state);
+
+    return { claim, stream, trace };
   }
 
   #route(hostPort: number, state: string | undefined): MirrorClaim<AgentRecord> | undefined {
@@ -214,13 +252,15 @@ export class Router {
     );
   }
 
-  #bridge(socket: Socket, { claim, stream }: Target): void {
+  #bridge(socket: Socket, { claim, stream, trace }: Target): void {
     bridge(socket, stream, (err) => {
       const page = stream.bytesReceived === 0 ? this.#pageForReset(claim, err) : null;
 
       if (page !== null && socket.writable) {
+        trace.settle(resultOfFailure(err), page.status);
         this.#answer(socket, page);
       } else {
+        trace.settle(resultOfFailure(err), null);
         socket.destroy();
       }
     });
@@ -233,6 +273,7 @@ export class Router {
     res: ServerResponse,
     claim: MirrorClaim<AgentRecord>,
     stream: TunnelStream,
+    trace: RequestTrace,
   ): void {
     const headers = Object.fromEntries(
       Object.entries(req.headers).filter(([name]) => !HOP_BY_HOP.has(name)),
@@ -244,6 +285,11 @@ export class Router {
       createConnection: () => stream,
     });
 
+    // The head that node's client writes is not counted toward the container: only the body
+    // passes through here, and the client hands its writes to the stream directly.
+    countRequestBytes(req, this.#events.bytes);
+    watchResponse(stream, trace, this.#events.bytes, true);
+
     proxied.on('response', (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, endToEnd(answer.rawHeaders));
       answer.pipe(res);
@@ -252,7 +298,10 @@ export class Router {
       if (res.headersSent) {
         res.destroy();
       } else {
-        sendPage(res, this.#pageForReset(claim, err) ?? CLOSED_PAGE);
+        const page = this.#pageForReset(claim, err) ?? CLOSED_PAGE;
+
+        trace.settle(resultOfFailure(err), page.status);
+        sendPage(res, page);
       }
     });
     req.pipe(proxied);
