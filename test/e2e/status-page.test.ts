@@ -135,18 +135,21 @@ describe('the status page while a login runs in a namespace', () => {
   }
 
   /** Starts the agent in `ns`, then the OAuth tool, whose browser command hands its URL over. */
-  function startLogin(ns: Namespace, relay: RelayProcess, token: string): Program {
+  async function startLogin(ns: Namespace, relay: RelayProcess, token: string): Promise<Program> {
     const relayUrl = `ws://${ns.hostAddress}:${relay.port}`;
     const shim = join(tempDir(), 'browser');
 
     writeFileSync(shim, `#!/bin/sh\nexec '${process.execPath}' '${AGENT_CLI}' open "$1"\n`);
     chmodSync(shim, 0o755);
-    track(
+    const agent = track(
       'agent',
       ns.spawn(process.execPath, [AGENT_CLI, '--relay', relayUrl, '--log-level', 'debug'], {
         PORTHOLE_TOKEN: token,
       }),
     );
+
+    // The tool opens its browser at once; the agent must be there to take the URL.
+    await agent.waitForLine(/connected to the relay/);
 
     return track(
       'tool',
@@ -188,7 +191,7 @@ describe('the status page while a login runs in a namespace', () => {
     // A mark that a reload would wipe out: everything below must come without one.
     await page.evaluate(() => Object.assign(window, { keptAcrossUpdates: true }));
 
-    const tool = startLogin(ns, relay, token);
+    const tool = await startLogin(ns, relay, token);
     const agent = page.locator(`[data-agent="${ns.name}"]`);
 
     await agent.locator('.badge', { hasText: 'connected' }).waitFor();
@@ -239,7 +242,7 @@ describe('the status page while a login runs in a namespace', () => {
 
   it('opens a waiting login page again from its button, and only for the page itself', async () => {
     const { ns, relay, token } = await setUp();
-    const tool = startLogin(ns, relay, token);
+    const tool = await startLogin(ns, relay, token);
     const port = await toolPort(tool);
     const [url] = await promptedUrls(relay, 1);
     const page = await openStatusPage(relay);

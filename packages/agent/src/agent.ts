@@ -21,6 +21,11 @@ export class Agent {
   readonly #watcher: PortWatcher | undefined;
   readonly #handoff: BrowserHandoff;
   readonly #log: Logger;
+  #markStarted: () => void = () => undefined;
+  /** Resolves once `porthole-agent open` can reach this agent and the first port scan is done. */
+  readonly started = new Promise<void>((resolve) => {
+    this.#markStarted = resolve;
+  });
 
   constructor(options: AgentOptions) {
     this.#log = options.logger;
@@ -42,12 +47,13 @@ export class Agent {
       this.#log.warn(messages.handoffTaken());
     }
 
-    // The first report to the relay must be whole: a port missing from it would be closed.
-    await this.#watcher?.start();
-
     try {
+      // The first report to the relay must be whole: a port missing from it would be closed.
+      await this.#watcher?.start();
+      this.#markStarted();
       await this.client.run(onConnected);
     } finally {
+      this.#markStarted();
       this.#watcher?.stop();
       this.#handoff.close();
     }

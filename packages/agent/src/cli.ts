@@ -121,18 +121,31 @@ async function runAgent(opts: AgentCliOptions): Promise<void> {
   await agent.run();
 }
 
-// The wrapped command is the point of the container: a tunnel that cannot start is reported,
-// but the command runs anyway and its status is what the container exits with.
+// The wrapped command is the point of the container: a tunnel that cannot start (no token, a
+// refused one) is reported, but the command runs anyway and its status is what the container
+// exits with.
 async function runCommand(command: string[], opts: AgentCliOptions): Promise<void> {
-  const agent = createAgent(opts);
-  const tunnel = agent.run().catch((err: unknown) => {
+  const report = (err: unknown) => {
     const message = err instanceof PortholeError ? err.message : String(err);
 
-    process.stderr.write(`porthole-agent: ${message}\n`);
-  });
+    process.stderr.write(`porthole-agent: ${message}; running the command without the tunnel\n`);
+  };
+  let agent: Agent | undefined;
+
+  try {
+    agent = createAgent(opts);
+  } catch (err) {
+    report(err);
+  }
+
+  const tunnel = agent?.run().catch(report);
+
+  // The command may open a browser at once: the hand-off socket must be listening by then.
+  await agent?.started;
+
   const status = await runWrapped(command, AGENT_CLI);
 
-  agent.stop();
+  agent?.stop();
   await tunnel;
   process.exit(status);
 }

@@ -20,6 +20,9 @@ import { describeAgents, errorResponse, type Page, pageBody } from './pages.js';
 import { NO_EVENTS, type RelayEvents, type RequestTrace } from './relay-events.js';
 import { isLoopbackHost, peekRequestHead, stateOf } from './request-head.js';
 
+/** How long after a state-routed callback a request without state follows it to its container. */
+const FOLLOW_UP_MS = 10_000;
+
 /** The path on the relay's own port that the original setup guide told users to register. */
 export const FIXED_CALLBACK_PATH = '/oauth/callback';
 
@@ -57,6 +60,8 @@ export class Router {
   readonly #events: RelayEvents;
   /** The relay's own port, whose /oauth/callback is routed like a mirror. */
   ownPort = 0;
+  /** Per host port, the container that last received a request routed by its state. */
+  readonly #lastByState = new Map<number, { owner: AgentRecord; at: number }>();
   /** Connections not yet routed, oldest first. */
   readonly #pending = new Set<Socket>();
 
@@ -241,8 +246,22 @@ export class Router {
     const claims = this.#options.mirrors.claims(hostPort);
     const owner = this.#options.logins.ownerOf(state);
     const byState = owner === undefined ? undefined : claims.find((c) => c.owner === owner);
+    const now = Date.now();
 
-    return byState ?? claims.at(-1);
+    if (byState !== undefined) {
+      this.#lastByState.set(hostPort, { owner: byState.owner, at: now });
+      return byState;
+    }
+
+    // A follow-up without a state (Codex sends the browser on to /success on the same port)
+    // belongs to the login that has just called back there, not to whoever announced last.
+    const recent = this.#lastByState.get(hostPort);
+    const followUp =
+      recent !== undefined && now - recent.at < FOLLOW_UP_MS
+        ? claims.find((c) => c.owner === recent.owner)
+        : undefined;
+
+    return followUp ?? claims.at(-1);
   }
 
   #logRequest(claim: MirrorClaim<AgentRecord>, what: string): void {
