@@ -27,6 +27,8 @@ export const messages = {
   refused: (port: number) => `nothing is listening on port ${port} in this container`,
   relayBrokeProtocol: (detail: string) => `the relay broke the protocol: ${detail}`,
   internalError: (detail: string) => `unexpected failure, reconnecting: ${detail}`,
+  unprovenError: (code: string) =>
+    `the server reported ${code} before proving it is the relay; not trusting its message`,
   relayError: (code: string, text: string) => `relay says: ${text} (${code})`,
 } as const;
 

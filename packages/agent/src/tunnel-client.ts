@@ -259,6 +259,15 @@ export class TunnelClient {
     ws.on('open', () => {
       keepAlive(ws, () => this.#log.warn('the relay stopped answering pings'));
       this.#send(ws, { type: 'hello', version: PROTOCOL_VERSION, nonce, software: AGENT_SOFTWARE });
+      // A server that upgrades and then says nothing must not hold the agent forever.
+      const timer = setTimeout(() => {
+        if (verified) return;
+
+        failure = `no answer to the handshake within ${HANDSHAKE_TIMEOUT_MS / 1000} s`;
+        ws.terminate();
+      }, HANDSHAKE_TIMEOUT_MS);
+
+      ws.once('close', () => clearTimeout(timer));
     });
     ws.on('message', (data: Buffer, isBinary) => {
       try {
@@ -302,7 +311,16 @@ export class TunnelClient {
   // Handles a control message; returns whether the relay has proved itself.
   #control(ws: WebSocket, message: ControlMessage, nonce: string, verified: boolean): boolean {
     if (message.type === 'error') {
-      this.#log.warn({ code: message.code }, messages.relayError(message.code, message.message));
+      // Until the server has proved the key, its words are not shown: an impostor could use
+      // them to tell the user to do something. The close code that follows says enough.
+      const code = message.code.replace(/[^A-Z0-9_]/g, '').slice(0, 64);
+
+      if (verified) {
+        this.#log.warn({ code }, messages.relayError(code, printable(message.message)));
+      } else {
+        this.#log.debug({ code }, messages.unprovenError(code));
+      }
+
       return verified;
     }
 
@@ -441,7 +459,9 @@ export class TunnelClient {
 
     if (this.#stopped) return;
 
-    const fatal = fatalError(code);
+    // Only the relay that proved its key may stop the agent for good; anyone may claim a
+    // version mismatch, but that one the agent cannot get past by redialling anyway.
+    const fatal = verified || code === CloseCodes.VERSION_MISMATCH ? fatalError(code) : undefined;
 
     if (fatal !== undefined) {
       this.#finish(fatal);
@@ -497,4 +517,9 @@ function describeFailure(err: NodeJS.ErrnoException): string {
   }
 
   return code;
+}
+
+// Text from the relay, made safe for a terminal: no control characters, bounded length.
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 300);
 }

@@ -28,7 +28,11 @@ export class AuthFailureLimiter {
     const now = this.#now();
     let entry = this.#failures.get(address);
 
-    if (entry === undefined || now - entry.since > AUTH_FAILURE_WINDOW_MS) {
+    // A new window starts once the old one is over and any wait it imposed has run out.
+    if (
+      entry === undefined ||
+      (now - entry.since > AUTH_FAILURE_WINDOW_MS && now >= entry.blockedUntil)
+    ) {
       entry = { count: 0, since: now, blockedUntil: 0 };
     }
 
