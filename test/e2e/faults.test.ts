@@ -232,6 +232,15 @@ describe('abuse from the browser side', () => {
     expect(server.requests.filter((r) => r.startsWith('GET /callback'))).toEqual([]);
   }, 20_000);
 
+  it('answers a request head over the limit with 431 and forwards nothing', async () => {
+    const res = await httpRequest(`http://localhost:${hostPort}/callback?big`, {
+      headers: { 'x-padding': 'p'.repeat(40 * 1024) },
+    });
+
+    expect(res.status).toBe(431);
+    expect(server.requests.filter((r) => r.startsWith('GET /callback?big'))).toEqual([]);
+  });
+
   it('stays within bounded memory under 10,000 idle connections while a login goes on', async () => {
     const before = relay.program.memory().rss;
     const sockets: Socket[] = [];
