@@ -95,10 +95,11 @@ export class Router {
   }
 
   async #carryMirrored(socket: Socket, hostPort: number): Promise<void> {
+    // Silence is carried as plain TCP only where the user mapped the port by hand.
     const mapped = this.#options.mirrors
       .claims(hostPort)
-      .some((c) => c.owner.ports.get(hostPort)?.sources.has('map'));
-    const peeked = await peekRequestHead(socket, mapped === true);
+      .some((c) => c.owner.ports.get(hostPort)?.sources.has('map') === true);
+    const peeked = await peekRequestHead(socket, mapped);
 
     if (peeked.kind === 'closed') return;
     if (peeked.kind === 'timeout') {
@@ -328,40 +329,19 @@ export class Router {
 
   // The page for a stream the agent would not or could not connect, logged once.
   #pageForReset(claim: MirrorClaim<AgentRecord>, err: Error): Page | null {
-    const { name } = claim.owner;
-    const port = claim.containerPort;
+    const kind = err instanceof StreamResetError ? RESET_PAGES[err.reason] : undefined;
 
-    if (!(err instanceof StreamResetError)) return null;
+    if (kind === undefined) return null;
 
-    if (err.reason === ResetReason.REFUSED) {
-      this.#log.warn({ port }, messages.streamRefused(name, port));
-      return this.#refusedPage(claim);
-    }
+    const detail = kind.describe(claim.owner.name, claim.containerPort);
 
-    if (err.reason === ResetReason.FORBIDDEN) {
-      this.#log.warn({ port }, messages.streamForbidden(name, port));
-      return this.#forbiddenPage(claim);
-    }
+    this.#log.warn({ port: claim.containerPort }, detail);
 
-    return null;
-  }
-
-  #refusedPage(claim: MirrorClaim<AgentRecord>): Page {
     return {
       status: 502,
-      title: 'Nothing is listening in the container',
-      detail: messages.streamRefused(claim.owner.name, claim.containerPort) + '.',
-      hint: 'If a login is in progress, the tool may have stopped waiting: start it again.',
-      context: describeAgents(this.#options.agents()),
-    };
-  }
-
-  #forbiddenPage(claim: MirrorClaim<AgentRecord>): Page {
-    return {
-      status: 502,
-      title: 'The container does not carry this port',
-      detail: messages.streamForbidden(claim.owner.name, claim.containerPort) + '.',
-      hint: "Check the agent's --ports and --map settings in that container.",
+      title: kind.title,
+      detail: `${detail}.`,
+      hint: kind.hint,
       context: describeAgents(this.#options.agents()),
     };
   }
@@ -370,6 +350,22 @@ export class Router {
     if (!socket.destroyed) socket.end(errorResponse(page));
   }
 }
+
+// What the browser is told when the agent resets a stream before any answer.
+const RESET_PAGES: Partial<
+  Record<number, { title: string; hint: string; describe: (name: string, port: number) => string }>
+> = {
+  [ResetReason.REFUSED]: {
+    title: 'Nothing is listening in the container',
+    hint: 'If a login is in progress, the tool may have stopped waiting: start it again.',
+    describe: messages.streamRefused,
+  },
+  [ResetReason.FORBIDDEN]: {
+    title: 'The container does not carry this port',
+    hint: "Check the agent's --ports and --map settings in that container.",
+    describe: messages.streamForbidden,
+  },
+};
 
 const CLOSED_PAGE: Page = {
   status: 502,
