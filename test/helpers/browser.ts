@@ -3,8 +3,11 @@ import { type Browser, chromium, type Page, type Request } from 'playwright-core
 /** Debian's Chromium, driven over the DevTools protocol by playwright-core. */
 export const CHROMIUM = '/usr/bin/chromium';
 
-/** Starts a headless Chromium; each test takes a fresh context (`browser.newContext()`). */
-export function launchChromium(): Promise<Browser> {
+/**
+ * Starts a headless Chromium; each test takes a fresh context (`browser.newContext()`).
+ * `extraArgs` go on its command line, such as `--host-resolver-rules=MAP name 127.0.0.1`.
+ */
+export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -15,6 +18,7 @@ export function launchChromium(): Promise<Browser> {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
 }

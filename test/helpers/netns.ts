@@ -45,6 +45,13 @@ export class Namespace {
         continue;
       }
 
+      // A link left behind under another name (a test process killed before it cleaned up)
+      // may still hold the subnet: its host address would then answer for ours.
+      if (subnetInUse(subnet)) {
+        ip('link', 'del', hostLink);
+        continue;
+      }
+
       const ns = new Namespace(name, subnet, hostLink);
 
       try {
@@ -115,4 +122,14 @@ export class Namespace {
 
 function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/** Whether an address of 10.213.`subnet`.0/30 is already on one of the host's interfaces. */
+function subnetInUse(subnet: number): boolean {
+  const listed = execFileSync('ip', ['-o', '-4', 'addr', 'show', 'to', `10.213.${subnet}.0/30`], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+
+  return listed.trim() !== '';
 }

@@ -130,3 +130,28 @@ export function isLoopbackHost(host: string | undefined): boolean {
 
   return LOOPBACK_HOSTS.has(name);
 }
+
+/**
+ * Rewrites a request head to end its connection after the answer (`Connection: close`). A
+ * browser keeps connections to localhost:PORT alive and sends its next request on any of them,
+ * whichever container that connection went to; closing after each answer makes every request
+ * open a connection of its own, routed by its own state and checked by its own Host. Upgrades
+ * (WebSocket) are left as they are.
+ */
+export function closeAfterAnswer(bytes: Buffer): Buffer {
+  const end = bytes.indexOf('\r\n\r\n');
+
+  if (end === -1) return bytes;
+
+  const [requestLine = '', ...fields] = bytes.subarray(0, end).toString('latin1').split('\r\n');
+  const hop = (field: string) => /^(connection|keep-alive|proxy-connection)\s*:/i.test(field);
+
+  if (fields.some((field) => hop(field) && /upgrade/i.test(field))) return bytes;
+
+  const head = [requestLine, ...fields.filter((field) => !hop(field)), 'Connection: close'];
+
+  return Buffer.concat([
+    Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1'),
+    bytes.subarray(end + 4),
+  ]);
+}

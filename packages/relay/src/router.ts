@@ -18,7 +18,7 @@ import { messages } from './messages.js';
 import type { MirrorClaim, MirrorSet } from './mirrors.js';
 import { describeAgents, errorResponse, type Page, pageBody } from './pages.js';
 import { NO_EVENTS, type RelayEvents, type RequestTrace } from './relay-events.js';
-import { isLoopbackHost, peekRequestHead, stateOf } from './request-head.js';
+import { closeAfterAnswer, isLoopbackHost, peekRequestHead, stateOf } from './request-head.js';
 
 /** How long after a state-routed callback a request without state follows it to its container. */
 const FOLLOW_UP_MS = 10_000;
@@ -147,7 +147,11 @@ export class Router {
       target.claim,
       head === undefined ? 'a connection' : `${head.method} ${describeTarget(head.target)}`,
     );
-    target.stream.write(peeked.bytes);
+    // On ports the user did not map by hand (a tool's callback listener, which containers may
+    // share), each request gets a connection of its own.
+    target.stream.write(
+      peeked.kind === 'http' && !mapped ? closeAfterAnswer(peeked.bytes) : peeked.bytes,
+    );
     this.#events.bytes.toContainer += peeked.bytes.length;
     this.#bridge(socket, target);
     countRequestBytes(socket, this.#events.bytes);
