@@ -6,6 +6,7 @@ import {
   envFlag,
   ErrorCodes,
   PortholeError,
+  tuneGarbageCollector,
   type PortMapping,
 } from '@porthole/shared';
 import { Command, Option } from 'commander';
@@ -17,6 +18,8 @@ import { collectMappings, resolveToken } from './options.js';
 import { parsePortRanges } from './port-watcher.js';
 import { runWrapped } from './run-command.js';
 import { AGENT_SOFTWARE } from './tunnel-client.js';
+
+tuneGarbageCollector();
 
 interface AgentCliOptions {
   relay: string;

@@ -22,6 +22,7 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   ResetReason,
+  SocketReader,
   StreamSession,
   type TunnelStream,
   verifyRelayProof,
@@ -402,14 +403,16 @@ export class TunnelClient {
         return;
       }
 
-      dialLoopback(port).then(
+      const reader = new SocketReader(stream);
+
+      dialLoopback(port, reader.onread).then(
         (socket) => {
           if (stream.destroyed) {
             socket.destroy();
             return;
           }
 
-          bridge(socket, stream);
+          bridge(socket, stream, undefined, reader);
         },
         (err: NodeJS.ErrnoException) => {
           const refused = err.code === 'ECONNREFUSED';

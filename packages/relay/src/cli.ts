@@ -9,6 +9,7 @@ import {
   parseDuration,
   PortholeError,
   SHUTDOWN_GRACE_MS,
+  tuneGarbageCollector,
 } from '@porthole/shared';
 import { Command, Option } from 'commander';
 
@@ -18,6 +19,8 @@ import { messages } from './messages.js';
 import { collect, loadTls, parsePort, planListen, planMirrors } from './options.js';
 import { startRelay } from './relay.js';
 import { RELAY_SOFTWARE } from './version.js';
+
+tuneGarbageCollector();
 
 interface ServeOptions {
   host: string[];

@@ -1,5 +1,11 @@
 import { ErrorCodes, ProtocolError } from './errors.js';
-import { FRAME_HEADER_BYTES, MAX_FRAME_PAYLOAD_BYTES } from './limits.js';
+import { framePool } from './frame-pool.js';
+import {
+  FRAME_HEADER_BYTES,
+  MAX_FRAME_PAYLOAD_BYTES,
+  MIN_POOLED_PAYLOAD_BYTES,
+  SEND_FRAME_PAYLOAD_BYTES,
+} from './limits.js';
 
 /**
  * Binary frames carry stream traffic. Layout (big-endian):
@@ -49,12 +55,30 @@ export type Frame =
   | { kind: typeof FrameKind.END; streamId: number }
   | { kind: typeof FrameKind.RESET; streamId: number; reason: number };
 
+/** Writes a frame header into the first FRAME_HEADER_BYTES of `buf`. */
+export function writeHeader(buf: Buffer, kind: FrameKind, streamId: number, length: number): void {
+  buf[0] = kind;
+  buf.writeUInt32BE(streamId, 1);
+  buf.writeUInt32BE(length, 5);
+}
+
 function header(kind: FrameKind, streamId: number, length: number): Buffer {
   const buf = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
 
-  buf.writeUInt8(kind, 0);
-  buf.writeUInt32BE(streamId, 1);
-  buf.writeUInt32BE(length, 5);
+  writeHeader(buf, kind, streamId, length);
+
+  return buf;
+}
+
+// A bulk payload goes into a recycled buffer (see frame-pool.ts); a small one into its own.
+function dataFrame(streamId: number, length: number): Buffer {
+  if (length < MIN_POOLED_PAYLOAD_BYTES || length > SEND_FRAME_PAYLOAD_BYTES) {
+    return header(FrameKind.DATA, streamId, length);
+  }
+
+  const buf = framePool.take().subarray(0, FRAME_HEADER_BYTES + length);
+
+  writeHeader(buf, FrameKind.DATA, streamId, length);
 
   return buf;
 }
@@ -70,14 +94,15 @@ export function encodeOpen(streamId: number, port: number): Buffer {
 
 /**
  * Encodes a DATA frame from one or more chunks, copied once into the frame. The caller keeps
- * the total within MAX_FRAME_PAYLOAD_BYTES.
+ * the total within MAX_FRAME_PAYLOAD_BYTES. A frame of a bulk size is built in a buffer lent by
+ * `framePool`, which the transport gives back once the frame's bytes are sent.
  */
 export function encodeData(
   streamId: number,
   chunks: readonly Uint8Array[],
   length: number,
 ): Buffer {
-  const buf = header(FrameKind.DATA, streamId, length);
+  const buf = dataFrame(streamId, length);
   let offset = FRAME_HEADER_BYTES;
 
   for (const chunk of chunks) {

@@ -10,3 +10,6 @@ export * from './tunnel-stream.js';
 export * from './ws-transport.js';
 export * from './bridge.js';
 export * from './env-flag.js';
+export * from './frame-pool.js';
+export * from './socket-reader.js';
+export * from './gc-tuning.js';

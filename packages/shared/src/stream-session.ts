@@ -7,6 +7,7 @@ import {
   FrameKind,
   ResetReason,
 } from './frame-codec.js';
+import { framePool } from './frame-pool.js';
 import { MAX_STREAMS_PER_CONNECTION } from './limits.js';
 import { type StreamLink, TunnelStream } from './tunnel-stream.js';
 
@@ -112,7 +113,9 @@ export class StreamSession {
   }
 
   #send(frame: Buffer): void {
-    if (!this.#closed) {
+    if (this.#closed) {
+      framePool.give(frame);
+    } else {
       this.#transport.send(frame);
     }
   }

@@ -1,12 +1,23 @@
+import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 
 import { ErrorCodes, PortholeError, ProtocolError } from './errors.js';
-import { encodeData, encodeEnd, encodeReset, encodeWindow, ResetReason } from './frame-codec.js';
 import {
+  encodeData,
+  encodeEnd,
+  encodeReset,
+  encodeWindow,
+  FrameKind,
+  ResetReason,
+  writeHeader,
+} from './frame-codec.js';
+import {
+  FRAME_HEADER_BYTES,
   INITIAL_STREAM_WINDOW_BYTES,
-  MAX_FRAME_PAYLOAD_BYTES,
   MAX_STREAM_WINDOW_BYTES,
+  SEND_FRAME_PAYLOAD_BYTES,
   STREAM_READ_BUFFER_BYTES,
+  STREAM_RECEIVE_WINDOW_BYTES,
   WINDOW_UPDATE_THRESHOLD_BYTES,
 } from './limits.js';
 
@@ -43,10 +54,11 @@ export class TunnelStream extends Duplex {
   #sendWindow = INITIAL_STREAM_WINDOW_BYTES;
   #receiveWindow = INITIAL_STREAM_WINDOW_BYTES;
   #received = 0;
-  #credited = 0;
+  #windowTarget = INITIAL_STREAM_WINDOW_BYTES;
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #pendingCallback: ((err?: Error | null) => void) | null = null;
+  #creditWaiter: (() => void) | null = null;
   #sentEnd = false;
   #peerEnded = false;
   #peerReset = false;
@@ -72,6 +84,46 @@ export class TunnelStream extends Duplex {
   /** Bytes received from the peer so far. */
   get bytesReceived(): number {
     return this.#received;
+  }
+
+  /** Payload bytes the peer lets this end send before it grants more. */
+  get sendWindow(): number {
+    return this.#sendWindow;
+  }
+
+  /** True while the connection under the stream holds more than it should. */
+  get congested(): boolean {
+    return this.#link.congested;
+  }
+
+  /**
+   * Sends a DATA frame that the caller built in place, for a writer that reads straight into
+   * frame buffers (see SocketReader) instead of calling `write`, which it must not mix with
+   * this. `frame` starts with FRAME_HEADER_BYTES of room, where the header is written, and
+   * carries 1 to `sendWindow` payload bytes; it belongs to the connection from then on.
+   */
+  sendDataFrame(frame: Buffer): void {
+    const length = frame.length - FRAME_HEADER_BYTES;
+
+    assert.ok(length > 0 && length <= this.#sendWindow, 'a frame within the send window');
+    assert.ok(this.writableLength === 0 && !this.writableEnded, 'no write() in progress');
+    writeHeader(frame, FrameKind.DATA, this.id, length);
+    this.#sendWindow -= length;
+    this.#link.send(frame);
+  }
+
+  /** Runs `callback` once, the next time the peer grants credit (not if the stream closes). */
+  whenCredited(callback: () => void): void {
+    this.#creditWaiter = callback;
+  }
+
+  /** Runs `callback` once the connection is not congested: at once if it is not now. */
+  whenUncongested(callback: () => void): void {
+    if (this.#link.congested) {
+      this.#link.whenDrained(callback);
+    } else {
+      callback();
+    }
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
@@ -110,6 +162,7 @@ export class TunnelStream extends Duplex {
 
     this.#pending = [];
     this.#pendingBytes = 0;
+    this.#creditWaiter = null;
     this.#link.release(this);
     callback(err);
   }
@@ -149,6 +202,13 @@ export class TunnelStream extends Duplex {
     if (this.#pendingCallback !== null) {
       this.#flush();
     }
+
+    const waiter = this.#creditWaiter;
+
+    if (waiter !== null && !this.destroyed) {
+      this.#creditWaiter = null;
+      waiter();
+    }
   }
 
   /** @internal The peer half-closed. */
@@ -185,7 +245,7 @@ export class TunnelStream extends Duplex {
   // which is what pauses a piped source socket.
   #flush(): void {
     while (this.#pendingBytes > 0 && this.#sendWindow > 0) {
-      const n = Math.min(this.#pendingBytes, this.#sendWindow, MAX_FRAME_PAYLOAD_BYTES);
+      const n = Math.min(this.#pendingBytes, this.#sendWindow, SEND_FRAME_PAYLOAD_BYTES);
 
       this.#link.send(encodeData(this.id, this.#take(n), n));
       this.#sendWindow -= n;
@@ -235,14 +295,24 @@ export class TunnelStream extends Duplex {
   // Grants the peer credit for what the reader has taken out of the buffer. Waiting for a
   // threshold keeps small exchanges (a callback request) free of window frames.
   #maybeCredit(): void {
-    const consumed = this.#received - this.readableLength - this.#credited;
-
-    if (consumed < WINDOW_UPDATE_THRESHOLD_BYTES || this.#peerEnded) {
+    if (this.#peerEnded || this.#spareCredit() < WINDOW_UPDATE_THRESHOLD_BYTES) {
       return;
     }
 
-    this.#credited += consumed;
-    this.#receiveWindow += consumed;
-    this.#link.send(encodeWindow(this.id, consumed));
+    // Past the threshold the stream carries bulk data: its credit tops up to a larger window
+    // than the initial one, so that a sender is not held up by a reader that was briefly not
+    // scheduled. Still no more than that window waits unread.
+    this.#windowTarget = STREAM_RECEIVE_WINDOW_BYTES;
+
+    const grant = this.#spareCredit();
+
+    this.#receiveWindow += grant;
+    this.#link.send(encodeWindow(this.id, grant));
+  }
+
+  // Credit that may be granted now: the window aimed at, less what the peer may already send
+  // and what waits unread.
+  #spareCredit(): number {
+    return this.#windowTarget - this.#receiveWindow - this.readableLength;
   }
 }

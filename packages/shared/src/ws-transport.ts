@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 
 import WebSocket from 'ws';
 
+import { framePool } from './frame-pool.js';
 import { MAX_MISSED_PINGS, PING_INTERVAL_MS, TRANSPORT_HIGH_WATER_BYTES } from './limits.js';
 import type { FrameTransport } from './stream-session.js';
 
@@ -19,9 +20,14 @@ export class WebSocketTransport implements FrameTransport {
     socket.once('close', () => this.#wakeAll());
   }
 
+  // ws calls back once the socket has taken the frame's bytes (or failed): only then may a
+  // pooled frame buffer be used again. The agent's all-zero mask and the relay's unmasked
+  // frames leave the bytes in place; with a real mask ws masks a copy, never this buffer.
   send(frame: Buffer): void {
     if (this.#ws.readyState === WebSocket.OPEN) {
-      this.#ws.send(frame);
+      this.#ws.send(frame, () => framePool.give(frame));
+    } else {
+      framePool.give(frame);
     }
   }
 
