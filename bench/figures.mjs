@@ -1,6 +1,8 @@
 // What the benchmark reports (figures) and the measurement steps that produce them. A step runs
 // once per path per round and yields one value for each of its figures.
+import { measureFleet } from './fleet.mjs';
 import { concurrent, download, MIB, sequentialLatency, upload } from './measure.mjs';
+import { measureDetection } from './watcher.mjs';
 
 const REQUEST_TIMEOUT_MS = 10_000;
 const TRANSFER_TIMEOUT_MS = 180_000;
@@ -43,6 +45,22 @@ export function defineFigures(config) {
     { key: 'startMs', label: 'agent start → connected', unit: 'ms' },
     { key: 'agentRss', label: 'agent idle RSS', unit: 'MiB' },
     { key: 'relayRss', label: 'relay idle RSS', unit: 'MiB' },
+    {
+      key: 'fleetMemory',
+      label: `relay memory per idle agent, ${config.fleetAgents} agents`,
+      unit: 'KiB',
+    },
+    { key: 'fleetConnect', label: `${config.fleetAgents} agents connect, wall time`, unit: 'ms' },
+    {
+      key: 'fleetRequest',
+      label: `a request through agent number ${config.fleetAgents}`,
+      unit: 'ms',
+    },
+    {
+      key: 'detect',
+      label: `listen() → mirrored, p50 of ${config.detectTrials}`,
+      unit: 'ms',
+    },
   ];
 }
 
@@ -77,6 +95,43 @@ export function defineSteps(config) {
         return {
           values: { startMs: r.startMs, agentRss: r.agentRss / MIB, relayRss: r.relayRss / MIB },
         };
+      },
+    },
+  ];
+}
+
+/**
+ * Measurements of porthole alone, run once per run after the rounds (they start relays and
+ * agents of their own). `run({ tmp, serverPort })` resolves to { values, note? } as a step's
+ * does; a value may be a list (one per trial), summarised like the rounds of a figure.
+ */
+export function defineScaleSteps(config) {
+  return [
+    {
+      label: `${config.fleetAgents} agents`,
+      async run({ tmp, serverPort }) {
+        const r = await measureFleet({ tmp, count: config.fleetAgents, serverPort });
+        const note =
+          r.listed === config.fleetAgents
+            ? undefined
+            : `the relay listed ${r.listed} of ${config.fleetAgents} agents as connected`;
+
+        return {
+          values: {
+            fleetMemory: r.perAgentBytes / 1024,
+            fleetConnect: r.connectMs,
+            fleetRequest: r.requestMs,
+          },
+          note,
+        };
+      },
+    },
+    {
+      label: 'port watcher',
+      async run({ tmp }) {
+        const r = await measureDetection({ tmp, trials: config.detectTrials });
+
+        return { values: { detect: r.detectMs }, note: `port watcher measured ${r.where}` };
       },
     },
   ];

@@ -37,6 +37,15 @@ export async function sequentialLatency(port, count, timeoutMs) {
   return { p50: percentile(times, 50), p99: percentile(times, 99), connections };
 }
 
+/** One GET on a connection of its own; returns its time in ms, from request to last byte. */
+export async function timedGet(port, path, timeoutMs) {
+  const started = process.hrtime.bigint();
+
+  await request(false, port, path, timeoutMs);
+
+  return { ms: Number(process.hrtime.bigint() - started) / 1e6 };
+}
+
 /** Downloads `bytes` and returns MiB/s from request to last byte, and whether all bytes came. */
 export async function download(port, bytes, timeoutMs) {
   const started = process.hrtime.bigint();

@@ -19,28 +19,11 @@ const READY_TIMEOUT_MS = 15_000;
  * read.
  */
 export async function startPorthole({ serverPort, tmp, idleMs, profileDir }) {
-  if (!existsSync(RELAY_CLI) || !existsSync(AGENT_CLI)) {
-    throw new Error('porthole is not built: run `pnpm install && npx tsc -b` first');
-  }
-
-  // The key file goes by environment, which the token command and the relay both read: older
-  // relays took a `--key-file` given after `token` as the main command's option.
-  const env = { XDG_CONFIG_HOME: tmp, PORTHOLE_KEY_FILE: join(tmp, 'relay-key.pem') };
-  const tokens = {
-    main: await mintToken('bench', env),
-    start: await mintToken('bench-start', env),
-  };
-  const relay = startChild(
-    'porthole-relay',
-    process.execPath,
-    [
-      ...profileFlags(profileDir, 'relay'),
-      RELAY_CLI,
-      ...['--port', '0', '--host', LOOPBACK, '--no-open'],
-    ],
-    { env },
-  );
-  const relayPort = await relayPortOf(relay);
+  const { relay, relayPort, env, tokenFor } = await startRelayProcess({
+    tmp,
+    flags: profileFlags(profileDir, 'relay'),
+  });
+  const tokens = { main: await tokenFor('bench'), start: await tokenFor('bench-start') };
   const agentFlags = await optionalAgentFlags();
   const launchAgent = async (name, token, hostPort, flags = []) => {
     const agent = startChild(
@@ -93,6 +76,50 @@ export async function startPorthole({ serverPort, tmp, idleMs, profileDir }) {
   };
 }
 
+/**
+ * Starts a porthole-relay on a port the OS chooses, with its key file in `tmp`. Returns the
+ * process, its port, the environment that names its key file, and a function that mints a token
+ * for an agent name. `hosts` are its listen addresses; `args` go to it as they are.
+ */
+export async function startRelayProcess({
+  tmp,
+  label = 'porthole-relay',
+  hosts = [LOOPBACK],
+  args = [],
+  flags = [],
+}) {
+  if (!existsSync(RELAY_CLI) || !existsSync(AGENT_CLI)) {
+    throw new Error('porthole is not built: run `pnpm install && npx tsc -b` first');
+  }
+
+  // The key file goes by environment, which the token command and the relay both read: older
+  // relays took a `--key-file` given after `token` as the main command's option.
+  const env = { XDG_CONFIG_HOME: tmp, PORTHOLE_KEY_FILE: join(tmp, 'relay-key.pem') };
+  // The relay creates its key file as it starts: tokens are minted once it listens.
+  const tokenFor = (name) => mintToken(name, env);
+  const relay = startChild(
+    label,
+    process.execPath,
+    [
+      ...flags,
+      RELAY_CLI,
+      ...['--port', '0', ...hosts.flatMap((h) => ['--host', h]), '--no-open', ...args],
+    ],
+    { env },
+  );
+
+  return {
+    relay,
+    relayPort: await relayPortOf(relay),
+    env,
+    keyFile: env.PORTHOLE_KEY_FILE,
+    tokenFor,
+  };
+}
+
+/** The agent's command-line entry point, for paths that start agents of their own. */
+export const AGENT_ENTRY = AGENT_CLI;
+
 /** node flags that write a CPU profile of the process into `dir/name` when it exits. */
 export function profileFlags(dir, name) {
   return dir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(dir, name)}`];
@@ -124,7 +151,8 @@ async function optionalAgentFlags() {
   return help.includes('--no-watch') ? ['--no-watch'] : [];
 }
 
-function waitForMapping(relayPort, agent, hostPort) {
+/** Resolves once the relay lists `hostPort` as mirrored; rejects if `agent` exits first. */
+export function waitForMapping(relayPort, agent, hostPort) {
   return pollUntil(
     async () => {
       if (agent.exited) throw new Error(`${agent.label} exited:\n${agent.output.trim()}`);

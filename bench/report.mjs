@@ -110,7 +110,10 @@ export function verdict(summary, config) {
     const met = known ? (op === '≥' ? porthole >= bound : porthole <= bound) : null;
     const needs = `porthole ${formatNumber(porthole)} ${unit}, needs ${op} ${formatNumber(bound)}`;
 
-    checks.push({ text: `${text} (${needs})`, met });
+    checks.push({
+      text: `${text} (${needs}${met === false ? shortfall(porthole, op, bound) : ''})`,
+      met,
+    });
   };
 
   for (const way of ['download', 'upload']) {
@@ -129,8 +132,21 @@ export function verdict(summary, config) {
     '≤',
     0,
   );
+  check('relay memory per idle agent ≤ 64 KiB', 'KiB', v('fleetMemory', 'porthole'), '≤', 64);
+  check('agent idle RSS ≤ 50 MiB', 'MiB', v('agentRss', 'porthole'), '≤', 50);
+  check('agent connected ≤ 300 ms after start', 'ms', v('startMs', 'porthole'), '≤', 300);
+  check('listen() → mirrored ≤ 250 ms, p50', 'ms', v('detect', 'porthole'), '≤', 250);
 
   return checks;
+}
+
+// How far a missed target is: ": 12% short" of a lower bound, ": 12% over" an upper one.
+function shortfall(value, op, bound) {
+  if (bound === 0) return '';
+
+  const off = Math.abs(value - bound) / Math.abs(bound);
+
+  return `: ${Math.round(off * 100)}% ${op === '≥' ? 'short' : 'over'}`;
 }
 
 /** The verdict as text lines. */
@@ -262,5 +278,18 @@ function methodLines(config) {
       'client until the forwarded port accepts; sshd and all its per-connection processes. Two ' +
       'plain hops: a fresh proxy until it listens (the cost of a bare Node process); the first ' +
       'proxy.',
+    `- Many agents (porthole only, once per run): a fresh relay idles, its RSS is read, then ` +
+      `${config.fleetAgents} agents connect to it from one helper process through the agent's ` +
+      "library API (`TunnelClient`, one token per agent name, minted with the relay's key, at " +
+      'most 50 handshakes in flight); wall time from the first dial to the last handshake. After ' +
+      "a 2 s pause the relay's RSS growth divided by the agent count is the memory per idle " +
+      'agent. Then one GET goes through a mapping that the last agent asked for (as `--map` ' +
+      'does), on a connection of its own.',
+    `- Port watcher (porthole only, once per run): an agent without \`--no-watch\` runs in a ` +
+      'network namespace linked to the host by a veth pair, as in a container (where namespaces ' +
+      "are not available: on the host's loopback, the relay mirroring on 127.0.0.2); a helper in " +
+      'the same namespace listens on a port the host has free; the time from its listen() ' +
+      'callback to the port listed as mirrored in `/api/agents` (polled every 5 ms), over ' +
+      `${config.detectTrials} trials, each listener closed and gone from the list before the next.`,
   ];
 }

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 
 import { ratioChart } from './chart.mjs';
 import { killAllNow } from './children.mjs';
-import { defineFigures, defineSteps } from './figures.mjs';
+import { defineFigures, defineScaleSteps, defineSteps } from './figures.mjs';
 import { concurrent, download, MIB, sequentialLatency, upload } from './measure.mjs';
 import { PATH_KEYS, PATH_LABELS, startPaths } from './paths.mjs';
 import { profileLines, summarizeProfiles } from './profile.mjs';
@@ -43,7 +43,9 @@ const CONFIGS = {
     transferBytes: 100 * MIB,
     concurrency: [200, 1000],
     idleMs: 1000,
-    // Past this no new measurement starts; a hard stop follows a minute later.
+    fleetAgents: 1000,
+    detectTrials: 20,
+    // Past this no new round starts; a hard stop follows a minute later.
     budgetMs: 15 * 60_000,
   },
   quick: {
@@ -52,6 +54,8 @@ const CONFIGS = {
     transferBytes: 20 * MIB,
     concurrency: [200, 1000],
     idleMs: 300,
+    fleetAgents: 200,
+    detectTrials: 5,
     budgetMs: 50_000,
   },
 };
@@ -81,7 +85,8 @@ async function main() {
   const config = readConfig();
   const tmp = mkdtempSync(join(os.tmpdir(), 'porthole-bench-'));
 
-  guardProcessTree(tmp, config.budgetMs + 60_000);
+  // The measurements after the rounds (scale steps) take well under a minute more.
+  guardProcessTree(tmp, config.budgetMs + 2 * 60_000);
   if (config.profile) await profileRun(config, tmp);
   else await benchRun(config, tmp);
 }
@@ -120,6 +125,9 @@ async function benchRun(config, tmp) {
 
   try {
     outcome = await runRounds(config, paths, pathKeys, started);
+    if (paths.porthole !== undefined) {
+      await runScaleSteps(config, { tmp, serverPort: paths.direct.port }, outcome);
+    }
   } finally {
     await close();
   }
@@ -182,6 +190,25 @@ async function runRounds(config, paths, pathKeys, started) {
   }
 
   return { results, notes, roundsRun };
+}
+
+// The porthole-only measurements, once each; their values go in the porthole column.
+async function runScaleSteps(config, context, { results, notes }) {
+  for (const step of defineScaleSteps(config)) {
+    let outcome;
+
+    try {
+      outcome = await step.run(context);
+    } catch (err) {
+      outcome = { values: {}, note: `${step.label}: ${err.message.split('\n')[0]}` };
+    }
+
+    for (const [figure, value] of Object.entries(outcome.values)) {
+      results[figure] = { porthole: [value].flat() };
+    }
+    if (outcome.note !== undefined) notes.push(outcome.note);
+    process.stderr.write(`bench: ${step.label} measured\n`);
+  }
 }
 
 // One pass over every path that is not counted: the JIT compiles the hot code of every Node
