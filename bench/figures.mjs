@@ -1,7 +1,10 @@
 // What the benchmark reports (figures) and the measurement steps that produce them. A step runs
 // once per path per round and yields one value for each of its figures.
+import { statSync } from 'node:fs';
+
 import { measureFleet } from './fleet.mjs';
 import { concurrent, download, MIB, sequentialLatency, upload } from './measure.mjs';
+import { portholeBuild } from './porthole.mjs';
 import { measureDetection } from './watcher.mjs';
 
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -56,6 +59,7 @@ export function defineFigures(config) {
       label: `a request through agent number ${config.fleetAgents}`,
       unit: 'ms',
     },
+    { key: 'bundleSize', label: 'one-file agent, size', unit: 'KiB' },
     {
       key: 'detect',
       label: `listen() → mirrored, p50 of ${config.detectTrials}`,
@@ -124,6 +128,18 @@ export function defineScaleSteps(config) {
           },
           note,
         };
+      },
+    },
+    {
+      label: 'one-file agent',
+      async run() {
+        const { bundle } = portholeBuild();
+
+        if (bundle === null) {
+          return { values: {}, note: 'the one-file agent is not built: run `pnpm build`' };
+        }
+
+        return { values: { bundleSize: statSync(bundle).size / 1024 } };
       },
     },
     {

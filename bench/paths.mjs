@@ -1,5 +1,7 @@
-// The four ways from the client to the same server. Each path gives the port the client dials
+// The ways from the client to the same server. Each path gives the port the client dials
 // and, where the path has a tunnel process to start, a measurement of that start.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -11,20 +13,29 @@ const SERVER = fileURLToPath(new URL('http-server.mjs', import.meta.url));
 const PROXY = fileURLToPath(new URL('tcp-proxy.mjs', import.meta.url));
 const READY_TIMEOUT_MS = 15_000;
 
-export const PATH_KEYS = ['direct', 'hops', 'porthole', 'ssh'];
+export const PATH_KEYS = ['direct', 'hops', 'porthole', 'baseline', 'ssh'];
 
+// `baseline` runs only with `--baseline DIR`, which names it after that checkout.
 export const PATH_LABELS = {
   direct: 'direct',
   hops: 'two plain hops',
   porthole: 'porthole',
+  baseline: 'porthole before',
   ssh: 'ssh -R',
 };
 
 /**
  * Starts the server and every path to it. Returns the paths that run (keyed as PATH_KEYS), the
- * reasons for those that cannot, and a close function that ends them all.
+ * reasons for those that cannot, and a close function that ends them all. With `baselineRoot`
+ * (another checkout, built) its porthole runs too, as the path `baseline`.
  */
-export async function startPaths({ tmp, idleMs, profileDir, only = PATH_KEYS }) {
+export async function startPaths({
+  tmp,
+  idleMs,
+  profileDir,
+  baselineRoot,
+  only = PATH_KEYS.filter((key) => key !== 'baseline' || baselineRoot !== undefined),
+}) {
   const server = await startNodeService(
     'http server',
     SERVER,
@@ -38,6 +49,17 @@ export async function startPaths({ tmp, idleMs, profileDir, only = PATH_KEYS }) 
   if (only.includes('hops')) paths.hops = await startTwoHops(server.port, idleMs, profileDir);
   if (only.includes('porthole')) {
     paths.porthole = await startPorthole({ serverPort: server.port, tmp, idleMs, profileDir });
+  }
+  if (only.includes('baseline')) {
+    const baselineTmp = join(tmp, 'baseline');
+
+    mkdirSync(baselineTmp);
+    paths.baseline = await startPorthole({
+      serverPort: server.port,
+      tmp: baselineTmp,
+      idleMs,
+      root: baselineRoot,
+    });
   }
   if (only.includes('ssh')) {
     const reason = await sshUnavailable();
@@ -58,7 +80,7 @@ export async function startPaths({ tmp, idleMs, profileDir, only = PATH_KEYS }) 
     skipped,
     // Tunnels first, server last, so that nothing reconnects or logs errors on the way down.
     async close() {
-      for (const key of ['ssh', 'porthole', 'hops']) await paths[key]?.close();
+      for (const key of ['ssh', 'baseline', 'porthole', 'hops']) await paths[key]?.close();
       await stopChild(server.child);
     },
   };

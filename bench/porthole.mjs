@@ -9,8 +9,6 @@ import { rssBytes, runToEnd, startChild, stopChild, waitForOutput } from './chil
 import { freePort, getJson, LOOPBACK, pollUntil } from './net.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const RELAY_CLI = join(ROOT, 'packages/relay/dist/cli.js');
-const AGENT_CLI = join(ROOT, 'packages/agent/dist/cli.js');
 const READY_TIMEOUT_MS = 15_000;
 
 /**
@@ -18,20 +16,23 @@ const READY_TIMEOUT_MS = 15_000;
  * both write CPU profiles there; `idleMs` is how long a fresh agent idles before its memory is
  * read.
  */
-export async function startPorthole({ serverPort, tmp, idleMs, profileDir }) {
+export async function startPorthole({ serverPort, tmp, idleMs, profileDir, root = ROOT }) {
+  const build = portholeBuild(root);
   const { relay, relayPort, env, tokenFor } = await startRelayProcess({
     tmp,
+    root,
+    label: root === ROOT ? 'porthole-relay' : `porthole-relay (${root})`,
     flags: profileFlags(profileDir, 'relay'),
   });
   const tokens = { main: await tokenFor('bench'), start: await tokenFor('bench-start') };
-  const agentFlags = await optionalAgentFlags();
+  const agentFlags = await optionalAgentFlags(build.agent);
   const launchAgent = async (name, token, hostPort, flags = []) => {
     const agent = startChild(
       name,
       process.execPath,
       [
         ...flags,
-        AGENT_CLI,
+        build.agent,
         ...['--relay', `ws://${LOOPBACK}:${relayPort}`, '--map', `${hostPort}:${serverPort}`],
         ...agentFlags,
       ],
@@ -83,26 +84,25 @@ export async function startPorthole({ serverPort, tmp, idleMs, profileDir }) {
  */
 export async function startRelayProcess({
   tmp,
+  root = ROOT,
   label = 'porthole-relay',
   hosts = [LOOPBACK],
   args = [],
   flags = [],
 }) {
-  if (!existsSync(RELAY_CLI) || !existsSync(AGENT_CLI)) {
-    throw new Error('porthole is not built: run `pnpm install && npx tsc -b` first');
-  }
+  const { relay: relayCli } = portholeBuild(root);
 
   // The key file goes by environment, which the token command and the relay both read: older
   // relays took a `--key-file` given after `token` as the main command's option.
   const env = { XDG_CONFIG_HOME: tmp, PORTHOLE_KEY_FILE: join(tmp, 'relay-key.pem') };
   // The relay creates its key file as it starts: tokens are minted once it listens.
-  const tokenFor = (name) => mintToken(name, env);
+  const tokenFor = (name) => mintToken(relayCli, name, env);
   const relay = startChild(
     label,
     process.execPath,
     [
       ...flags,
-      RELAY_CLI,
+      relayCli,
       ...['--port', '0', ...hosts.flatMap((h) => ['--host', h]), '--no-open', ...args],
     ],
     { env },
@@ -117,19 +117,36 @@ export async function startRelayProcess({
   };
 }
 
-/** The agent's command-line entry point, for paths that start agents of their own. */
-export const AGENT_ENTRY = AGENT_CLI;
+/**
+ * The built programs of the checkout at `root`: the relay's command line, and the agent as
+ * containers run it, the one-file bundle, or where a checkout has none its compiled command line.
+ */
+export function portholeBuild(root = ROOT) {
+  const relay = join(root, 'packages/relay/dist/cli.js');
+  const bundle = join(root, 'packages/agent/dist/porthole-agent.mjs');
+  const agentCli = join(root, 'packages/agent/dist/cli.js');
+
+  if (!existsSync(relay) || !existsSync(agentCli)) {
+    throw new Error(`porthole is not built in ${root}: run \`pnpm install && pnpm build\` there`);
+  }
+
+  return {
+    relay,
+    agent: existsSync(bundle) ? bundle : agentCli,
+    bundle: existsSync(bundle) ? bundle : null,
+  };
+}
 
 /** node flags that write a CPU profile of the process into `dir/name` when it exits. */
 export function profileFlags(dir, name) {
   return dir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(dir, name)}`];
 }
 
-async function mintToken(name, env) {
+async function mintToken(relayCli, name, env) {
   const out = await runToEnd(
     'porthole-relay token',
     process.execPath,
-    [RELAY_CLI, 'token', '--name', name],
+    [relayCli, 'token', '--name', name],
     { env },
   );
 
@@ -145,8 +162,8 @@ async function relayPortOf(relay) {
 
 // Flags that keep the agent to the mapping under test, where this agent version has them: on a
 // shared loopback its port watcher would otherwise announce every port the benchmark listens on.
-async function optionalAgentFlags() {
-  const help = await runToEnd('porthole-agent --help', process.execPath, [AGENT_CLI, '--help']);
+async function optionalAgentFlags(agent) {
+  const help = await runToEnd('porthole-agent --help', process.execPath, [agent, '--help']);
 
   return help.includes('--no-watch') ? ['--no-watch'] : [];
 }

@@ -256,8 +256,10 @@ function methodLines(config) {
     '- Paths: **direct** (client → server); **two plain hops** (client → proxy → proxy → server, ' +
       'each proxy a Node process piping net sockets both ways: the practical floor for a tunnel ' +
       'made of two Node processes); **porthole** (client → relay mirror port → WebSocket → agent ' +
-      '→ server, the real `porthole-relay` and `porthole-agent --map` processes, the agent with ' +
-      '`--no-watch` where it has that flag, so that it carries the mapped port only); **ssh -R** ' +
+      '→ server, the real `porthole-relay` and `porthole-agent --map` processes, the agent as ' +
+      'containers run it (the one-file bundle, `packages/agent/dist/porthole-agent.mjs`) with ' +
+      '`--no-watch` where it has that flag, so that it carries the mapped port only); with ' +
+      '`--baseline DIR` the same for the porthole built in checkout DIR; **ssh -R** ' +
       '(client → sshd forwarded port → ssh connection → `ssh -N -R` → server, OpenSSH defaults).',
     '- A warm-up pass over every path comes first and is not counted, so that the JIT has ' +
       'compiled the hot code of every Node process. Then rounds interleave the paths: each ' +

@@ -1,13 +1,15 @@
-// pnpm bench [--quick] [--rounds N] [--profile]
+// pnpm bench [--quick] [--rounds N] [--baseline DIR] [--profile]
 //
 // Measures the same client against four paths to the same server (direct, two plain hops,
-// porthole, ssh -R), interleaved round by round, and prints one table. A full run also writes
+// porthole, ssh -R), interleaved round by round, and prints one table. --baseline DIR adds a
+// fifth path: the porthole built in another checkout (an earlier commit), for before and after
+// figures from one run. A full run also writes
 // bench/results/latest.md and bench/results/ratios.svg. --profile instead runs throughput only,
 // with CPU profiles of the relay, the agent and the plain proxies written under /tmp.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -16,6 +18,7 @@ import { killAllNow } from './children.mjs';
 import { defineFigures, defineScaleSteps, defineSteps } from './figures.mjs';
 import { concurrent, download, MIB, sequentialLatency, upload } from './measure.mjs';
 import { PATH_KEYS, PATH_LABELS, startPaths } from './paths.mjs';
+import { portholeBuild } from './porthole.mjs';
 import { profileLines, summarizeProfiles } from './profile.mjs';
 import {
   buildDescription,
@@ -33,6 +36,14 @@ const RESULTS_DIR = fileURLToPath(new URL('results/', import.meta.url));
 
 // Transfers each way per path in a --profile run: enough for steady state to outweigh start-up.
 const PROFILE_ROUNDS = 4;
+
+const USAGE = `Usage: pnpm bench [--quick] [--rounds N] [--baseline DIR] [--profile]
+
+  --quick          3 short rounds, under a minute; prints the table, writes no report
+  --rounds N       rounds to run (1 to 50)
+  --baseline DIR   also measure the porthole built in checkout DIR, side by side
+  --profile        throughput only, with CPU profiles of every Node process under /tmp
+`;
 
 const WARMUP = { sequential: 500, transferBytes: 20 * MIB, concurrency: 200 };
 
@@ -60,22 +71,48 @@ const CONFIGS = {
   },
 };
 
+class UsageError extends Error {}
+
 function readConfig() {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: 'boolean', default: false },
-      rounds: { type: 'string' },
-      profile: { type: 'boolean', default: false },
-    },
-  });
+  let values;
+
+  try {
+    ({ values } = parseArgs({
+      options: {
+        quick: { type: 'boolean', default: false },
+        rounds: { type: 'string' },
+        profile: { type: 'boolean', default: false },
+        baseline: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError(err.message);
+  }
+
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
   const config = { ...CONFIGS[values.quick ? 'quick' : 'full'], quick: values.quick };
 
   if (values.rounds !== undefined) {
     const rounds = Number(values.rounds);
 
     if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50)
-      throw new Error('--rounds takes 1 to 50');
+      throw new UsageError('--rounds takes 1 to 50');
     config.rounds = rounds;
+  }
+
+  if (values.baseline !== undefined) {
+    config.baselineRoot = resolve(values.baseline);
+    try {
+      portholeBuild(config.baselineRoot);
+    } catch (err) {
+      throw new UsageError(`--baseline: ${err.message}`);
+    }
+    // The baseline column is named after its commit, so that a report says what it compared.
+    PATH_LABELS.baseline = `porthole ${buildDescription(config.baselineRoot).replace(/^porthole /, '')}`;
   }
 
   return { ...config, profile: values.profile };
@@ -114,7 +151,11 @@ async function benchRun(config, tmp) {
   const started = performance.now();
   const loadAtStart = os.loadavg();
   const figures = defineFigures(config);
-  const { paths, skipped, close } = await startPaths({ tmp, idleMs: config.idleMs });
+  const { paths, skipped, close } = await startPaths({
+    tmp,
+    idleMs: config.idleMs,
+    baselineRoot: config.baselineRoot,
+  });
   const pathKeys = PATH_KEYS.filter((key) => paths[key] !== undefined);
 
   for (const [key, why] of Object.entries(skipped)) {
@@ -348,6 +389,11 @@ async function profileRun(config, tmp) {
 }
 
 main().catch((err) => {
+  if (err instanceof UsageError) {
+    process.stderr.write(`bench: ${err.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+
   process.stderr.write(`bench: ${err.stack ?? err}\n`);
   process.exit(1);
 });

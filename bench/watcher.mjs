@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startChild, stopChild, waitForOutput } from './children.mjs';
 import { createNamespace } from './netns.mjs';
 import { freePort, getJson, LOOPBACK, pollUntil } from './net.mjs';
-import { AGENT_ENTRY, startRelayProcess } from './porthole.mjs';
+import { portholeBuild, startRelayProcess } from './porthole.mjs';
 
 const LISTENER = fileURLToPath(new URL('port-listener.mjs', import.meta.url));
 const AGENT_NAME = 'bench-watch';
@@ -38,7 +38,7 @@ export async function measureDetection({ tmp, trials }) {
         ? startChild(label, process.execPath, args, options)
         : ns.start(label, process.execPath, args, options);
     const relayUrl = `ws://${ns === null ? LOOPBACK : ns.hostAddress}:${relayPort}`;
-    const agent = run('porthole-agent (watch)', [AGENT_ENTRY, '--relay', relayUrl], {
+    const agent = run('porthole-agent (watch)', [portholeBuild().agent, '--relay', relayUrl], {
       env: { ...env, PORTHOLE_TOKEN: await tokenFor(AGENT_NAME) },
     });
 
