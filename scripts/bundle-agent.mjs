@@ -33,6 +33,10 @@ async function bundleAgent(outfile) {
     target: 'node20',
     format: 'esm',
     banner: { js: BANNER },
+    // A third of the size, and about 1 MiB less resident memory in an idle agent. Names are kept
+    // for whatever reads a class's or function's name.
+    minify: true,
+    keepNames: true,
     logLevel: 'warning',
   });
 

@@ -38,13 +38,21 @@ export async function bundleAgentInto(dir: string): Promise<AgentBundle> {
 /** Every module name the bundle imports or requires that is not one of Node's own. */
 export function foreignModules(file: string): string[] {
   const text = readFileSync(file, 'utf8');
+  // Minified, require() goes by a short name. Any function that is handed one of Node's own
+  // modules somewhere is taken for require, and everything it is handed counts.
+  const calls = [...text.matchAll(/(?<![\w$.])([\w$]+)\(\s*["']([^"']+)["']\s*\)/g)];
+  const requires = new Set(
+    calls.filter(([, , name]) => name !== undefined && isBuiltin(name)).map(([, fn]) => fn),
+  );
   const names = [
-    ...text.matchAll(/^import\s[^;]*?from\s*["']([^"']+)["']/gm),
-    ...text.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g),
-    ...text.matchAll(/\b(?:__)?require\(\s*["']([^"']+)["']\s*\)/g),
-  ].map((match) => match[1] ?? '');
+    ...[...text.matchAll(/\bimport\s*[^;()]*?\bfrom\s*["']([^"']+)["']/g)].map((m) => m[1]),
+    ...[...text.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g)].map((m) => m[1]),
+    ...calls.filter(([, fn]) => requires.has(fn ?? '')).map((m) => m[2]),
+  ];
 
-  return [...new Set(names)].filter((name) => !isBuiltin(name)).sort();
+  return [...new Set(names)]
+    .filter((name): name is string => name !== undefined && !isBuiltin(name))
+    .sort();
 }
 
 /** A node_modules folder in `dir` or above it, which would let a missing module resolve. */
