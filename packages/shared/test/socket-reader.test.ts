@@ -4,10 +4,6 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 
 import {
   bridge,
-  type Frame,
-  FrameDecoder,
-  FrameKind,
-  type FrameTransport,
   INITIAL_STREAM_WINDOW_BYTES,
   MIN_POOLED_PAYLOAD_BYTES,
   SEND_FRAME_PAYLOAD_BYTES,
@@ -17,34 +13,15 @@ import {
 } from '@porthole/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 
+import { MemoryTransport } from './memory-transport.js';
+
 const MB = 1024 * 1024;
-
-/** Hands what one session sends to the other on a later turn, and decodes it on the way. */
-class LoopTransport implements FrameTransport {
-  readonly congested = false;
-  readonly frames: Frame[] = [];
-  peer: StreamSession | undefined;
-  readonly #tap = new FrameDecoder((frame) => this.frames.push(frame));
-
-  send(frame: Buffer): void {
-    this.#tap.push(Buffer.from(frame));
-    setImmediate(() => this.peer?.receive(frame));
-  }
-
-  whenDrained(callback: () => void): void {
-    queueMicrotask(callback);
-  }
-
-  dataPayloadSizes(): number[] {
-    return this.frames.flatMap((f) => (f.kind === FrameKind.DATA ? [f.payload.length] : []));
-  }
-}
 
 interface Setup {
   /** The relay's end of the stream. */
   stream: TunnelStream;
   /** What the agent's end carries from the container socket. */
-  toRelay: LoopTransport;
+  toRelay: MemoryTransport;
   /** The container's side of the socket that the agent dialled. */
   container: Socket;
 }
@@ -57,8 +34,8 @@ afterEach(() => {
 
 /** A relay and an agent session; the agent bridges the stream to a real socket it dials. */
 async function setUp(): Promise<Setup> {
-  const toAgent = new LoopTransport();
-  const toRelay = new LoopTransport();
+  const toAgent = new MemoryTransport();
+  const toRelay = new MemoryTransport();
   const relay = new StreamSession({ transport: toAgent, role: 'relay' });
   const accepted = new Promise<TunnelStream>((resolve) => {
     toAgent.peer = new StreamSession({ transport: toRelay, role: 'agent', onStream: resolve });

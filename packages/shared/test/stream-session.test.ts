@@ -8,10 +8,7 @@ import {
   encodeReset,
   encodeWindow,
   ErrorCodes,
-  type Frame,
-  FrameDecoder,
   FrameKind,
-  type FrameTransport,
   INITIAL_STREAM_WINDOW_BYTES,
   MAX_FRAME_PAYLOAD_BYTES,
   MAX_STREAM_WINDOW_BYTES,
@@ -25,56 +22,9 @@ import {
 } from '@porthole/shared';
 import { describe, expect, it } from 'vitest';
 
+import { MemoryTransport } from './memory-transport.js';
+
 const MB = 1024 * 1024;
-
-/**
- * One direction of an in-memory connection: what a session sends is handed to the peer session
- * on a later turn of the event loop, and recorded (decoded) on the way for assertions.
- */
-class MemoryTransport implements FrameTransport {
-  readonly congested = false;
-  readonly frames: Frame[] = [];
-  readonly errors: unknown[] = [];
-  peer: StreamSession | undefined;
-  inFlight = 0;
-  framesSent = 0;
-  readonly #tap = new FrameDecoder((frame) => this.frames.push(frame));
-
-  send(frame: Buffer): void {
-    this.framesSent += 1;
-    this.#tap.push(frame);
-    this.inFlight += 1;
-
-    setImmediate(() => {
-      this.inFlight -= 1;
-
-      try {
-        this.peer?.receive(frame);
-      } catch (err) {
-        this.errors.push(err);
-      }
-    });
-  }
-
-  whenDrained(callback: () => void): void {
-    queueMicrotask(callback);
-  }
-
-  /** DATA payload bytes that went through this transport. */
-  dataBytes(): number {
-    let total = 0;
-
-    for (const frame of this.frames) {
-      if (frame.kind === FrameKind.DATA) total += frame.payload.length;
-    }
-
-    return total;
-  }
-
-  framesOfKind(kind: FrameKind): Frame[] {
-    return this.frames.filter((frame) => frame.kind === kind);
-  }
-}
 
 /** Resolves once no frame is in flight and none was sent for two turns of the event loop. */
 async function settled(...transports: MemoryTransport[]): Promise<void> {
