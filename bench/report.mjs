@@ -125,6 +125,7 @@ export function verdict(summary, config) {
   }
   check('latency p50 ≤ ssh -R', 'ms', v('p50', 'porthole'), '≤', v('p50', 'ssh'));
   check('latency p50 ≤ direct + 1 ms', 'ms', v('p50', 'porthole'), '≤', v('p50', 'direct') + 1);
+  check('latency p99 ≤ 3× direct', 'ms', v('p99', 'porthole'), '≤', 3 * v('p99', 'direct'));
   check(
     `${config.concurrency[1]} concurrent without errors`,
     'errors',
