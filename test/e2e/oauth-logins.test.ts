@@ -1,4 +1,5 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -530,6 +531,32 @@ describe('browser logins of command-line tools inside a network namespace', () =
     expect(requestsSeen(tool)).toEqual(['GET /callback']);
   });
 
+  it('answers 421 to a foreign Host however the request line is written', async () => {
+    const [ns] = createNamespaces(1) as [Namespace];
+    const relay = await startRelay([ns]);
+    const tool = await runTool(ns, relay, ['--style', 'gemini']);
+    const url = await promptedUrl(relay);
+    const { port } = await listening(tool);
+
+    await waitForMirror(relay.url, port);
+
+    // What a page on a rebinding name can send with fetch: any method token, any URL length.
+    const forged = [
+      `get /callback?code=forged&state=${stateOf(url)} HTTP/1.1`,
+      `GET /callback?code=forged&state=${stateOf(url)}&pad=${'a'.repeat(20_000)} HTTP/1.1`,
+    ];
+
+    for (const requestLine of forged) {
+      const answer = await rawRequest(port, `${requestLine}\r\nHost: evil.example:${port}\r\n\r\n`);
+
+      expect(answer.split('\r\n', 1)[0]).toBe('HTTP/1.1 421 Misdirected Request');
+    }
+
+    await browse(url);
+    await expectCodeDelivered(tool, url);
+    expect(requestsSeen(tool)).toEqual(['GET /callback']);
+  });
+
   it('opens the authorization URL through the open package when started without --no-open', async () => {
     const [ns] = createNamespaces(1) as [Namespace];
     const dir = tempDir();
@@ -559,3 +586,18 @@ describe('browser logins of command-line tools inside a network namespace', () =
     await expectCodeDelivered(tool, url);
   });
 });
+
+// Sends `bytes` as they are to 127.0.0.1:`port` and resolves with everything the server sent
+// back before it closed the connection.
+function rawRequest(port: number, bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(bytes, 'latin1'));
+    let answer = '';
+
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+    socket.setTimeout(10_000, () => socket.destroy(new Error('no answer within 10 s')));
+  });
+}

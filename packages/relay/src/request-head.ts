@@ -22,7 +22,12 @@ export type Peeked =
   | { kind: 'timeout' }
   | { kind: 'closed' };
 
-const REQUEST_LINE = /^([A-Z]{1,16}) (\S{1,16384}) HTTP\/1\.[01]$/;
+// RFC 9112 §3: method token, request target, version. Neither the method's case nor the
+// target's length decides whether bytes are HTTP: a page may send `fetch` with any method and
+// a long URL, and whatever is taken for HTTP must pass the Host check before it is carried.
+const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/\d\.\d$/;
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]*$/;
+const VERSION_PREFIX = /^(H(T(T(P(\/(\d(\.\d?)?)?)?)?)?)?)?$/;
 
 /**
  * Reads a connection's first request head without forwarding anything: the relay must know
@@ -56,10 +61,10 @@ export function peekRequestHead(socket: Socket, allowRaw: boolean): Promise<Peek
         const head = parseHead(bytes.subarray(0, end).toString('latin1'));
 
         finish(head === null ? { kind: 'raw', bytes } : { kind: 'http', head, bytes });
+      } else if (!mayBeRequestLine(bytes)) {
+        finish({ kind: 'raw', bytes });
       } else if (length > MAX_REQUEST_HEAD_BYTES) {
         finish({ kind: 'too-large' });
-      } else if (!looksLikeHttp(bytes)) {
-        finish({ kind: 'raw', bytes });
       }
     };
     const timer = setTimeout(() => finish({ kind: 'timeout' }), REQUEST_HEAD_TIMEOUT_MS);
@@ -74,12 +79,21 @@ export function peekRequestHead(socket: Socket, allowRaw: boolean): Promise<Peek
   });
 }
 
-// An HTTP request starts with an upper-case method and a space; anything else is some other
-// protocol and is carried as it is.
-function looksLikeHttp(bytes: Buffer): boolean {
-  const prefix = bytes.subarray(0, 17).toString('latin1');
+// Whether bytes that hold no whole head yet start an HTTP request: its request line, whole or
+// still arriving. Anything else is some other protocol and is carried as it is.
+function mayBeRequestLine(bytes: Buffer): boolean {
+  const lineEnd = bytes.indexOf('\r\n');
 
-  return /^[A-Z]{0,16}( |$)/.test(prefix);
+  if (lineEnd !== -1) {
+    return REQUEST_LINE.test(bytes.subarray(0, lineEnd).toString('latin1'));
+  }
+
+  const [method = '', target, version, ...rest] = bytes.toString('latin1').split(' ');
+
+  if (rest.length > 0 || !TOKEN.test(method)) return false;
+  if (target === undefined) return true;
+
+  return /^\S*$/.test(target) && (version === undefined || VERSION_PREFIX.test(version));
 }
 
 function parseHead(text: string): RequestHead | null {
@@ -96,8 +110,10 @@ function parseHead(text: string): RequestHead | null {
   for (const field of fields) {
     const colon = field.indexOf(':');
 
+    // Of several Host fields, a foreign one wins: a request is carried only if every Host it
+    // names is this machine's loopback.
     if (colon > 0 && field.slice(0, colon).trim().toLowerCase() === 'host') {
-      host = field.slice(colon + 1).trim();
+      if (host === undefined || isLoopbackHost(host)) host = field.slice(colon + 1).trim();
     }
   }
 
