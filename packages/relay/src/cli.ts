@@ -6,7 +6,6 @@ import {
   checkAgentName,
   envFlag,
   mintAgentToken,
-  parseDuration,
   PortholeError,
   SHUTDOWN_GRACE_MS,
   tuneGarbageCollector,
@@ -16,7 +15,15 @@ import { Command, Option } from 'commander';
 import { defaultKeyFile, loadOrCreateRelayKey } from './key-file.js';
 import { createLogger, LOG_LEVELS } from './logger.js';
 import { messages } from './messages.js';
-import { collect, loadTls, parsePort, planListen, planMirrors } from './options.js';
+import {
+  collect,
+  loadTls,
+  parseHold,
+  parsePort,
+  parseTtl,
+  planListen,
+  planMirrors,
+} from './options.js';
 import { startRelay } from './relay.js';
 import { RELAY_SOFTWARE } from './version.js';
 
@@ -86,7 +93,7 @@ async function serve(opts: ServeOptions): Promise<void> {
 
   for (const host of plan.privateHosts) logger.warn({ host }, messages.privateHost(host));
 
-  const holdMs = parseDuration(opts.hold, '--hold');
+  const holdMs = parseHold(opts.hold);
   const relay = await startRelay({
     hosts: plan.hosts,
     port: opts.port,
@@ -119,7 +126,7 @@ async function serve(opts: ServeOptions): Promise<void> {
 }
 
 async function token(opts: { name: string; ttl: string; keyFile: string }): Promise<void> {
-  const ttlMs = parseDuration(opts.ttl, '--ttl');
+  const ttlMs = parseTtl(opts.ttl);
   const name = checkAgentName(opts.name);
   const key = await loadOrCreateRelayKey(opts.keyFile);
 

@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 
-import { ErrorCodes, PortholeError } from '@porthole/shared';
+import {
+  ErrorCodes,
+  LOGIN_TTL_MS,
+  MAX_TIMER_MS,
+  parseDuration,
+  PortholeError,
+  TOKEN_CLOCK_TOLERANCE_S,
+} from '@porthole/shared';
 
 import { addressScope, containerBridgeAddresses } from './listen-addresses.js';
 
@@ -18,6 +25,30 @@ export function parsePort(text: string, what = '--port'): number {
   }
 
   return port;
+}
+
+/**
+ * Longest `--hold`. A held request is a browser waiting on an open connection, and browsers
+ * give up long before this (Firefox after 300 s); a login's `state` is forgotten after
+ * LOGIN_TTL_MS anyway, so holding longer could no longer route the callback it waits for.
+ * It also keeps the hold far inside what node's timers can count (MAX_TIMER_MS).
+ */
+export const MAX_HOLD_MS = Math.min(LOGIN_TTL_MS, MAX_TIMER_MS);
+
+/**
+ * Shortest `--ttl`. The relay accepts a token up to TOKEN_CLOCK_TOLERANCE_S past its expiry,
+ * so a shorter lifetime would not mean what it says, and 0 would mint a token dead on arrival.
+ */
+export const MIN_TOKEN_TTL_MS = TOKEN_CLOCK_TOLERANCE_S * 1000;
+
+/** Reads `--hold`: how long a request waits for its container to reconnect. */
+export function parseHold(text: string): number {
+  return parseDuration(text, '--hold', { max: MAX_HOLD_MS });
+}
+
+/** Reads `--ttl`: a token's lifetime. It is a date in the token, not a timer, so it may be long. */
+export function parseTtl(text: string): number {
+  return parseDuration(text, '--ttl', { min: MIN_TOKEN_TTL_MS });
 }
 
 /** Appends a repeatable option's values; a comma-separated list (from the environment) too. */

@@ -1,4 +1,10 @@
-import { DEFAULT_TOKEN_TTL, ErrorCodes, parseDuration, PortholeError } from '@porthole/shared';
+import {
+  DEFAULT_TOKEN_TTL,
+  ErrorCodes,
+  formatDuration,
+  parseDuration,
+  PortholeError,
+} from '@porthole/shared';
 import { describe, expect, it } from 'vitest';
 
 function thrownBy(fn: () => unknown): unknown {
@@ -74,5 +80,49 @@ describe('parseDuration', () => {
     expect(err).toBeInstanceOf(PortholeError);
     expect((err as PortholeError).message).toContain('--ttl');
     expect((err as PortholeError).message).toContain('soon');
+  });
+});
+
+describe('parseDuration within bounds', () => {
+  it('accepts both ends of the range it is given', () => {
+    expect(parseDuration('1m', '--ttl', { min: 60_000, max: 3_600_000 })).toBe(60_000);
+    expect(parseDuration('1h', '--ttl', { min: 60_000, max: 3_600_000 })).toBe(3_600_000);
+  });
+
+  it('refuses a value above the maximum, naming the maximum', () => {
+    const err = thrownBy(() => parseDuration('100d', '--hold', { max: 900_000 }));
+
+    expect(err).toMatchObject({
+      code: ErrorCodes.INVALID_OPTION,
+      message: '--hold "100d" is too long: at most 15m',
+    });
+  });
+
+  it('refuses a value below the minimum, naming the minimum', () => {
+    const err = thrownBy(() => parseDuration('0', '--ttl', { min: 60_000 }));
+
+    expect(err).toMatchObject({
+      code: ErrorCodes.INVALID_OPTION,
+      message: '--ttl "0" is too short: at least 1m',
+    });
+  });
+
+  it('keeps its own ten-year ceiling when a larger maximum is asked for', () => {
+    expect(() => parseDuration('4000d', 'x', { max: Number.MAX_SAFE_INTEGER })).toThrow(
+      'at most 3650d',
+    );
+  });
+});
+
+describe('formatDuration', () => {
+  it.each([
+    [900_000, '15m'],
+    [60_000, '1m'],
+    [90_000, '90s'],
+    [86_400_000, '1d'],
+    [1_500, '1500ms'],
+    [0, '0ms'],
+  ])('writes %i ms as %j', (ms, text) => {
+    expect(formatDuration(ms)).toBe(text);
   });
 });
