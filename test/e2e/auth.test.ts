@@ -1,14 +1,16 @@
-import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import {
+  createNonce,
   encodeOpen,
   mintAgentToken,
   publicJwk,
   TOKEN_AUDIENCE,
   TOKEN_ISSUER,
+  verifyRelayProof,
 } from '@porthole/shared';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -117,7 +119,7 @@ describe('who may connect', () => {
     expect(res.status).toBe(403);
   });
 
-  it('stops an agent whose token the relay refuses, saying what to do', async () => {
+  it('stops an agent whose token another relay minted, before sending it, saying what to do', async () => {
     const foreign = await mintAgentToken({
       privateKey: generateKeyPairSync('ed25519').privateKey,
       name: 'dev',
@@ -126,7 +128,9 @@ describe('who may connect', () => {
     const agent = startAgentProcess(relay.wsUrl, foreign);
 
     expect(await agent.exited).toBe(1);
-    expect(agent.output).toMatch(/not one this relay accepts.*porthole-relay token --name NAME/);
+    expect(agent.output).toMatch(
+      /token comes from another relay.*porthole-relay token --name NAME/,
+    );
   });
 
   it('stops an agent with no token, saying how to get one', async () => {
@@ -167,21 +171,30 @@ describe('a program squatting on the relay port', () => {
     await container?.close();
   });
 
-  it('cannot prove the relay key, gets no stream, and the agent stops', async () => {
-    const relay = await startRelayProcess();
-    const token = await mintToken(relay.keyFile, 'dev');
+  /** Every request the impostor received, as it came. */
+  interface Seen {
+    method: string;
+    path: string;
+    authorization: string | undefined;
+    upgrade: string | undefined;
+  }
 
-    await relay.program.stop();
+  // A server on the relay's address without the relay's key. `answer` serves plain requests;
+  // a WebSocket upgrade is answered with a made-up proof and at once a stream to the
+  // container's port, in case an agent ever got that far.
+  async function impostor(answer: (path: string) => { status: number; body: string }) {
+    const seen: Seen[] = [];
+    const http = createHttpServer((req, res) => {
+      const { status, body } = answer((req.url ?? '').split('?', 1)[0] as string);
 
-    // The impostor answers the handshake with a made-up proof and at once asks for a stream
-    // to the container's port.
-    const http = createHttpServer();
+      res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+    });
     const wss = new WebSocketServer({ server: http });
-    let helloSeen = false;
 
+    http.prependListener('request', (req) => seen.push(seenOf(req)));
+    http.prependListener('upgrade', (req) => seen.push(seenOf(req)));
     wss.on('connection', (ws) => {
       ws.on('message', () => {
-        helloSeen = true;
         ws.send(
           JSON.stringify({ type: 'welcome', version: 1, proof: 'AAAA', software: 'impostor' }),
         );
@@ -190,19 +203,100 @@ describe('a program squatting on the relay port', () => {
     });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
 
-    const port = (http.address() as AddressInfo).port;
-    const agent = startAgentProcess(`ws://127.0.0.1:${port}`, token, [
+    return {
+      seen,
+      url: `ws://127.0.0.1:${(http.address() as AddressInfo).port}`,
+      close: () => {
+        wss.close();
+        http.closeAllConnections();
+        http.close();
+      },
+    };
+  }
+
+  function seenOf(req: IncomingMessage): Seen {
+    return {
+      method: req.method ?? '',
+      path: (req.url ?? '').split('?', 1)[0] as string,
+      authorization: req.headers.authorization,
+      upgrade: req.headers.upgrade,
+    };
+  }
+
+  it('never sees the token, cannot prove the relay key, and the agent stops', async () => {
+    const relay = await startRelayProcess();
+    const token = await mintToken(relay.keyFile, 'dev');
+
+    await relay.program.stop();
+
+    const squatter = await impostor(() => ({ status: 200, body: '{"proof":"AAAA"}' }));
+    const agent = startAgentProcess(squatter.url, token, [
       '--map',
       `${await freePort()}:${container.port}`,
     ]);
 
     expect(await agent.exited).toBe(1);
-    expect(helloSeen).toBe(true);
     expect(agent.output).toContain('could not prove it is the relay that minted this token');
+    expect(squatter.seen).toEqual([
+      { method: 'GET', path: '/agent/proof', authorization: undefined, upgrade: undefined },
+    ]);
+    expect(agent.output).not.toContain(token);
     expect(container.requests).toEqual([]);
-    wss.close();
-    http.close();
+    squatter.close();
   });
+
+  it('gets no token from an agent that it answers with an error, however often it asks', async () => {
+    const relay = await startRelayProcess();
+    const token = await mintToken(relay.keyFile, 'dev');
+
+    await relay.program.stop();
+
+    const squatter = await impostor(() => ({ status: 404, body: '{}' }));
+    const agent = startAgentProcess(squatter.url, token);
+
+    // The agent keeps trying (this may be a proxy in front of a relay still starting), but
+    // each try stops at the question that needs no secret.
+    let refusals = 0;
+
+    await agent.waitForLine(
+      (line) => /HTTP 404 to \/agent\/proof\); trying again/.test(line) && ++refusals === 2,
+    );
+    expect(squatter.seen.length).toBeGreaterThanOrEqual(2);
+    expect(
+      squatter.seen.every((s) => s.authorization === undefined && s.upgrade === undefined),
+    ).toBe(true);
+    await agent.stop();
+    squatter.close();
+  });
+});
+
+describe('the relay key proof asked before the token', () => {
+  it('signs a nonce for anyone, as a proof that serves for nothing else', async () => {
+    const relay = await startRelayProcess();
+    const publicKey = createPublicKey(createPrivateKey(readFileSync(relay.keyFile)));
+    const nonce = createNonce();
+    const answer = await fetch(`${relay.url}/agent/proof?nonce=${nonce}`);
+    const { proof } = (await answer.json()) as { proof: string };
+
+    expect(answer.status).toBe(200);
+    expect(verifyRelayProof(publicKey, nonce, proof, 'pre-token')).toBe(true);
+    expect(verifyRelayProof(publicKey, nonce, proof, 'handshake')).toBe(false);
+    await relay.program.stop();
+  });
+
+  it.each(['', 'short', `${'a'.repeat(200)}`, 'not+a/nonce===='])(
+    'answers 400 to the nonce %j',
+    async (nonce) => {
+      const relay = await startRelayProcess();
+      const answer = await fetch(`${relay.url}/agent/proof?nonce=${encodeURIComponent(nonce)}`);
+
+      expect([answer.status, await answer.json()]).toEqual([
+        400,
+        { error: 'PORTHOLE_ERR_HANDSHAKE' },
+      ]);
+      await relay.program.stop();
+    },
+  );
 });
 
 describe('two agents with one name', () => {

@@ -35,6 +35,7 @@ import { dialLoopback } from './loopback-dialer.js';
 import { type LoginCallback, loginCallbackOf } from './login-url.js';
 import type { Logger } from './logger.js';
 import { messages, tokenAdvice } from './messages.js';
+import { askRelayProof } from './relay-proof.js';
 
 export const AGENT_SOFTWARE = 'porthole-agent/0.1.0';
 
@@ -106,6 +107,7 @@ export class TunnelClient {
   #session: StreamSession | undefined;
   #attempt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
+  #preTokenCheck: AbortController | undefined;
   #stopped = false;
   #settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
   #onConnected: (() => void) | undefined;
@@ -228,6 +230,7 @@ export class TunnelClient {
 
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
+    this.#preTokenCheck?.abort();
     this.#session?.close();
     this.#ws?.close(CloseCodes.GOING_AWAY);
 
@@ -235,9 +238,37 @@ export class TunnelClient {
     else this.#settle?.reject(err);
   }
 
+  // Until the server at the relay's address has signed a fresh nonce with the key the token
+  // pins, it is just whoever answers there: a program squatting on the port gets no token.
   #connect(): void {
-    this.#log.debug({ relay: this.#url }, messages.connecting(this.#url));
+    const token = this.#token as DecodedAgentToken;
+    const nonce = createNonce();
+    const check = new AbortController();
 
+    this.#preTokenCheck = check;
+    this.#log.debug({ relay: this.#url }, messages.connecting(this.#url));
+    askRelayProof(this.#url, nonce, check.signal).then(
+      (proof) => {
+        if (this.#stopped) return;
+
+        if (proof === null || !verifyRelayProof(token.relayKey, nonce, proof, 'pre-token')) {
+          this.#finish(fatalError(CloseCodes.RELAY_PROOF));
+          return;
+        }
+
+        this.#dial();
+      },
+      (err: NodeJS.ErrnoException) => {
+        if (this.#stopped) return;
+
+        const delay = this.#redialLater();
+
+        this.#log.warn(messages.unreachable(this.#url, describeFailure(err), delay));
+      },
+    );
+  }
+
+  #dial(): void {
     const ws = new WebSocket(this.#url, {
       headers: { authorization: `Bearer ${this.#options.token}` },
       perMessageDeflate: false,
@@ -471,17 +502,23 @@ export class TunnelClient {
       return;
     }
 
-    const delay = reconnectDelay(this.#attempt);
-
-    this.#attempt += 1;
+    const delay = this.#redialLater();
 
     if (verified) {
       this.#log.warn({ code }, messages.lost(reason || `code ${code}`, delay));
     } else {
       this.#log.warn(messages.unreachable(this.#url, failure ?? reason ?? `code ${code}`, delay));
     }
+  }
 
+  // Schedules the next attempt after the backoff delay, and returns that delay.
+  #redialLater(): number {
+    const delay = reconnectDelay(this.#attempt);
+
+    this.#attempt += 1;
     this.#retryTimer = setTimeout(() => this.#connect(), delay);
+
+    return delay;
   }
 }
 
@@ -501,7 +538,9 @@ const FATAL_CLOSES: Record<number, { code: PortholeError['code']; text: string }
     code: ErrorCodes.RELAY_PROOF,
     text:
       'the server at the relay address could not prove it is the relay that minted this token: ' +
-      'another program may be listening on the relay port',
+      'either the token comes from another relay (or from before its key file was replaced), ' +
+      'so mint a new one with "porthole-relay token --name NAME" on the relay\'s machine, or ' +
+      'another program is listening on the relay port',
   },
 };
 

@@ -6,12 +6,18 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 
+import type { KeyObject } from 'node:crypto';
+
 import {
+  AGENT_PATH,
   CloseCodes,
   DEFAULT_HOLD_MS,
   ErrorCodes,
+  isNonce,
   PortholeError,
+  PRE_TOKEN_PROOF_SUFFIX,
   PROTOCOL_VERSION,
+  signRelayProof,
 } from '@porthole/shared';
 import Fastify, { LogController } from 'fastify';
 
@@ -109,7 +115,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     },
     monitor,
   );
-  const api = buildApi(logger, records, logins, {
+  const api = buildApi(logger, records, logins, key.privateKey, {
     hosts: options.hosts,
     scheme: options.tls === undefined ? 'http' : 'https',
     monitor,
@@ -293,6 +299,7 @@ function buildApi(
   logger: Logger,
   records: Map<string, AgentRecord>,
   logins: LoginBook,
+  privateKey: KeyObject,
   status: StatusRoutesOptions,
 ): Api {
   let handler: RequestHandler | undefined;
@@ -311,6 +318,16 @@ function buildApi(
     protocol: PROTOCOL_VERSION,
     version: RELAY_SOFTWARE,
   }));
+  // An agent asks this before it sends its token anywhere (see the agent's tunnel client).
+  app.get(`${AGENT_PATH}${PRE_TOKEN_PROOF_SUFFIX}`, async (request, reply) => {
+    const { nonce } = request.query as { nonce?: unknown };
+
+    if (typeof nonce !== 'string' || !isNonce(nonce)) {
+      return reply.code(400).send({ error: ErrorCodes.HANDSHAKE });
+    }
+
+    return { proof: signRelayProof(privateKey, nonce, 'pre-token') };
+  });
   app.get('/api/agents', async () => ({
     agents: [...records.values()].map((record) => ({
       name: record.name,

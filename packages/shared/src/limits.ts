@@ -15,6 +15,12 @@ export const TOKEN_ISSUER = 'porthole-relay';
 /** Path of the agents' WebSocket on the relay's port. */
 export const AGENT_PATH = '/agent';
 
+/**
+ * Beneath the agents' endpoint (`/agent/proof`, or below whatever path a proxy puts in front):
+ * the relay signs an agent's nonce there before the agent sends its token.
+ */
+export const PRE_TOKEN_PROOF_SUFFIX = '/proof';
+
 /** Port the relay listens on unless told otherwise (the original guide's port). */
 export const DEFAULT_RELAY_PORT = 8888;
 
@@ -59,6 +65,9 @@ export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 /** Largest control (text) message. */
 export const MAX_CONTROL_MESSAGE_BYTES = 64 * 1024;
+
+/** Largest answer an agent reads from the relay's pre-token proof endpoint (one signature). */
+export const MAX_PROOF_ANSWER_BYTES = 4096;
 
 /** Credit each side grants a new stream before the first window update. */
 export const INITIAL_STREAM_WINDOW_BYTES = 1024 * 1024;

@@ -151,24 +151,48 @@ export async function decodeAgentToken(token: string): Promise<DecodedAgentToken
   }
 }
 
-const PROOF_CONTEXT = 'porthole relay proof v1\n';
+/**
+ * What a relay's signature vouches for. `handshake`: this WebSocket reached the relay.
+ * `pre-token`: the server at the relay address holds the key, asked before the agent sends
+ * its token anywhere. Each signs its own context, so one answer never serves as the other.
+ */
+export type ProofPurpose = 'handshake' | 'pre-token';
+
+const PROOF_CONTEXTS: Record<ProofPurpose, string> = {
+  handshake: 'porthole relay proof v1\n',
+  'pre-token': 'porthole relay proof before token v1\n',
+};
 
 /** A fresh nonce for the relay to sign. */
 export function createNonce(): string {
   return randomBytes(32).toString('base64url');
 }
 
-/** The relay's answer to a nonce: an Ed25519 signature, base64url. */
-export function signRelayProof(privateKey: KeyObject, nonce: string): string {
-  return sign(null, Buffer.from(PROOF_CONTEXT + nonce), privateKey).toString('base64url');
+/** Whether `nonce` has the shape of one from createNonce (or a peer's equivalent). */
+export function isNonce(nonce: string): boolean {
+  return /^[A-Za-z0-9_-]{16,128}$/.test(nonce);
 }
 
-/** Whether `proof` is the pinned relay key's signature of `nonce`. */
-export function verifyRelayProof(relayKey: KeyObject, nonce: string, proof: string): boolean {
+/** The relay's answer to a nonce: an Ed25519 signature, base64url. */
+export function signRelayProof(
+  privateKey: KeyObject,
+  nonce: string,
+  purpose: ProofPurpose = 'handshake',
+): string {
+  return sign(null, Buffer.from(PROOF_CONTEXTS[purpose] + nonce), privateKey).toString('base64url');
+}
+
+/** Whether `proof` is the pinned relay key's signature of `nonce` for `purpose`. */
+export function verifyRelayProof(
+  relayKey: KeyObject,
+  nonce: string,
+  proof: string,
+  purpose: ProofPurpose = 'handshake',
+): boolean {
   try {
     return verify(
       null,
-      Buffer.from(PROOF_CONTEXT + nonce),
+      Buffer.from(PROOF_CONTEXTS[purpose] + nonce),
       relayKey,
       Buffer.from(proof, 'base64url'),
     );
