@@ -1,7 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { startContainerServer } from '../helpers/container-server.js';
 import { httpRequest } from '../helpers/http-client.js';
@@ -60,10 +61,76 @@ describe('the relay key', () => {
 
     expect(await relay.exited).toBe(1);
     expect(relay.output).toMatch(
-      /porthole-relay: key file .*key\.pem: cannot be (read|created) \(E\w+\)/,
+      /porthole-relay: key file .*key\.pem: cannot be (read|created)(: [a-z ]+)? \(E\w+\)/,
     );
     expect(readdirSync(dir)).toEqual(['not-a-directory']);
   });
+});
+
+// Lines a program printed that are not blank.
+function printed(program: Program): string[] {
+  return program.lines.filter((line) => line.trim() !== '');
+}
+
+describe('the relay key on a file system that cannot take it', () => {
+  const mounts: string[] = [];
+  let full: string;
+  let readOnly: string;
+
+  // A tmpfs of 16 KiB: four pages, filled up or mounted read-only.
+  function mountTmpfs(options: string): string {
+    const dir = tempDir();
+
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=16k,${options}`, 'tmpfs', dir]);
+    mounts.push(dir);
+
+    return dir;
+  }
+
+  beforeAll(() => {
+    full = mountTmpfs('rw');
+    readOnly = mountTmpfs('ro');
+
+    try {
+      writeFileSync(join(full, 'filler'), Buffer.alloc(64 * 1024));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+    }
+  });
+
+  afterAll(() => {
+    for (const dir of mounts) execFileSync('umount', [dir]);
+  });
+
+  function startRelay(keyFile: string): Program {
+    return new Program(process.execPath, [RELAY_CLI, '--port', '0', '--key-file', keyFile]);
+  }
+
+  it.each(['relay-key.pem', 'porthole/relay-key.pem'])(
+    'stops with one line when the disk is full (%s), leaving nothing behind',
+    async (name) => {
+      const relay = startRelay(join(full, name));
+
+      expect(await relay.exited).toBe(1);
+      expect(printed(relay)).toEqual([
+        `porthole-relay: key file ${join(full, name)}: cannot be created: the disk is full (ENOSPC)`,
+      ]);
+      expect(readdirSync(full)).toEqual(['filler']);
+    },
+  );
+
+  it.each(['relay-key.pem', 'porthole/relay-key.pem'])(
+    'stops with one line when the directory is read-only (%s), leaving nothing behind',
+    async (name) => {
+      const relay = startRelay(join(readOnly, name));
+
+      expect(await relay.exited).toBe(1);
+      expect(printed(relay)).toEqual([
+        `porthole-relay: key file ${join(readOnly, name)}: cannot be created: the file system is read-only (EROFS)`,
+      ]);
+      expect(readdirSync(readOnly)).toEqual([]);
+    },
+  );
 });
 
 describe('logs at debug level', () => {
