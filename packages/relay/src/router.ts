@@ -3,8 +3,9 @@ import type { Socket } from 'node:net';
 
 import {
   bridge,
-  MAX_PENDING_CONNECTIONS,
   describeTarget,
+  FOLLOW_UP_MS,
+  MAX_PENDING_CONNECTIONS,
   ResetReason,
   StreamResetError,
   type TunnelStream,
@@ -19,9 +20,6 @@ import type { MirrorClaim, MirrorSet } from './mirrors.js';
 import { describeAgents, errorResponse, type Page, pageBody } from './pages.js';
 import { NO_EVENTS, type RelayEvents, type RequestTrace } from './relay-events.js';
 import { closeAfterAnswer, isLoopbackHost, peekRequestHead, stateOf } from './request-head.js';
-
-/** How long after a state-routed callback a request without state follows it to its container. */
-const FOLLOW_UP_MS = 10_000;
 
 /** The path on the relay's own port that the original setup guide told users to register. */
 export const FIXED_CALLBACK_PATH = '/oauth/callback';
@@ -107,6 +105,7 @@ export class Router {
         status: 408,
         title: 'Request too slow',
         detail: 'The request did not arrive in time.',
+        hint: 'Reload the page to send it again.',
       });
       return;
     }
@@ -116,6 +115,8 @@ export class Router {
         status: 431,
         title: 'Request too large',
         detail: 'The request head is larger than porthole carries.',
+        // Cookies that other local servers left on localhost are what usually makes it so.
+        hint: 'Clear the cookies your browser keeps for localhost, then start the login again.',
       });
       return;
     }
@@ -130,6 +131,8 @@ export class Router {
         status: 421,
         title: 'Not for this address',
         detail: `porthole answers on port ${hostPort} only to localhost, 127.0.0.1 and [::1].`,
+        // No list of containers here: a page on a rebinding name can read this answer.
+        hint: `Open it as http://localhost:${hostPort}/ followed by the same path.`,
       });
       return;
     }
@@ -170,6 +173,7 @@ export class Router {
         status: 421,
         title: 'Not for this address',
         detail: 'The callback path answers only to localhost.',
+        hint: `Open it as http://localhost:${this.ownPort}${FIXED_CALLBACK_PATH} instead.`,
       });
       return;
     }
@@ -375,6 +379,7 @@ const CLOSED_PAGE: Page = {
   status: 502,
   title: 'The container closed the connection',
   detail: 'No answer came back from the container.',
+  hint: 'The tool in the container may have stopped: look at its output there, then start the login again.',
 };
 
 function sendPage(res: ServerResponse, page: Page): void {

@@ -170,3 +170,9 @@ export const RECONNECT_MAX_DELAY_MS = 30_000;
 
 /** How long the relay holds a request for an agent that is reconnecting. */
 export const DEFAULT_HOLD_MS = 30_000;
+
+/**
+ * How long after a callback routed by its `state` a request without one on the same port
+ * follows it to the same container (Codex redirects the browser to `/success` there).
+ */
+export const FOLLOW_UP_MS = 10_000;
