@@ -1,3 +1,4 @@
+import { LOG_REDACT_PATHS } from '@porthole/shared';
 import { pino, type Logger, type LevelWithSilent } from 'pino';
 import pretty from 'pino-pretty';
 
@@ -13,7 +14,7 @@ export function createLogger(
     level: level as LevelWithSilent,
     base: { name: 'porthole-agent' },
     // Backstop only: the agent logs allow-listed fields, never a token or a URL's query.
-    redact: { paths: ['token', '*.token', 'headers', '*.headers'], censor: '[redacted]' },
+    redact: { paths: [...LOG_REDACT_PATHS], censor: '[redacted]' },
   };
 
   if ((destination as NodeJS.WriteStream).isTTY === true) {

@@ -1,3 +1,4 @@
+import { LOG_REDACT_PATHS } from '@porthole/shared';
 import { pino, type Logger, type LevelWithSilent } from 'pino';
 import pretty from 'pino-pretty';
 
@@ -11,24 +12,6 @@ export const LOG_LEVELS: readonly string[] = [
   'silent',
 ];
 
-// A second guard behind the allow-listed log fields: if a secret ever lands under one of these
-// paths, it is censored rather than written.
-const REDACT_PATHS = [
-  'token',
-  '*.token',
-  'authorization',
-  '*.authorization',
-  'headers',
-  '*.headers',
-  'req.headers',
-  'query',
-  '*.query',
-  'body',
-  '*.body',
-  'url',
-  '*.url',
-];
-
 /**
  * The relay's logger: JSON lines for machines, or readable lines when stdout is a terminal.
  */
@@ -39,7 +22,7 @@ export function createLogger(
   const options = {
     level: level as LevelWithSilent,
     base: { name: 'porthole-relay' },
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    redact: { paths: [...LOG_REDACT_PATHS], censor: '[redacted]' },
   };
   const tty = (destination as NodeJS.WriteStream).isTTY === true;
 
