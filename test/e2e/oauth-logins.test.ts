@@ -136,6 +136,7 @@ async function runTool(
   relay: RelayProcess,
   toolArgs: string[],
   launch: Launch = 'browser-env',
+  agentArgs: string[] = [],
 ): Promise<Program> {
   const token = await mintToken(relay.keyFile, ns.name);
 
@@ -150,6 +151,7 @@ async function runTool(
         relayAddress(ns, relay),
         '--log-level',
         'debug',
+        ...agentArgs,
         '--',
         process.execPath,
         TOOL,
@@ -321,11 +323,12 @@ class MirrorWatch {
 async function loginThroughRelay(
   toolArgs: string[],
   launch: Launch = 'browser-env',
+  agentArgs: string[] = [],
 ): Promise<{ tool: Program; relay: RelayProcess; url: string }> {
   const [ns] = createNamespaces(1) as [Namespace];
   const relay = await startRelay([ns]);
   const watch = new MirrorWatch(relay.url);
-  const tool = await runTool(ns, relay, toolArgs, launch);
+  const tool = await runTool(ns, relay, toolArgs, launch, agentArgs);
   const url = await promptedUrl(relay);
   const { port, at } = await listening(tool);
 
@@ -395,19 +398,22 @@ describe('browser logins of command-line tools inside a network namespace', () =
   });
 
   it('takes the authorization URL from a tool that runs $BROWSER', async () => {
-    const { tool } = await loginThroughRelay([], 'browser-env');
+    // With the port watcher off, only the hand-off of the URL can open the host listener.
+    const { tool } = await loginThroughRelay([], 'browser-env', ['--no-watch']);
 
     expect(tool.output).toMatch(/opened the browser with \S+: exit 0/);
   });
 
   it('takes the authorization URL from a tool that runs xdg-open found on PATH', async () => {
-    const { tool } = await loginThroughRelay([], 'xdg-open');
+    // With the port watcher off, only the hand-off of the URL can open the host listener.
+    const { tool } = await loginThroughRelay([], 'xdg-open', ['--no-watch']);
 
     expect(tool.output).toContain('opened the browser with xdg-open: exit 0');
   });
 
   it('takes the authorization URL from a tool that uses the open package', async () => {
-    const { tool } = await loginThroughRelay([], 'open-package');
+    // With the port watcher off, only the hand-off of the URL can open the host listener.
+    const { tool } = await loginThroughRelay([], 'open-package', ['--no-watch']);
 
     expect(tool.output).toContain('opened the browser with the open package');
   });
