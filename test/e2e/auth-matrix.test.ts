@@ -14,7 +14,7 @@ import {
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 
-import { publicJwk, TOKEN_AUDIENCE, TOKEN_ISSUER } from '@porthole/shared';
+import { MAX_AUTH_FAILURES, publicJwk, TOKEN_AUDIENCE, TOKEN_ISSUER } from '@porthole/shared';
 import { type JWTPayload, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -423,6 +423,31 @@ describe('the relay slowing down an address that keeps failing', () => {
       expect(res.body).toBe('{"error":"PORTHOLE_ERR_TOO_MANY_FAILURES"}');
       expect(res.closed).toBe(true);
     }
+  });
+
+  // Every bad token is still checked, so the cost worth bounding is the log: a flood from one
+  // address must not write a line per attempt.
+  it('logs one line for an address past the limit, not one per failure, and counts them all', async () => {
+    const failed = async () => {
+      const text = await (await fetch(`${relay.url}/metrics`)).text();
+
+      return [...text.matchAll(/^porthole_auth_failures_total\{[^}]*\} (\d+)$/gm)].reduce(
+        (sum, match) => sum + Number(match[1]),
+        0,
+      );
+    };
+    const before = await failed();
+
+    await hammer('127.0.0.80');
+    // Log lines come out in order: once a later refusal is logged, so are the hammer's.
+    await rawUpgrade(relay.port, bearer('bad.marker.token'), '127.0.0.81');
+    await relay.program.waitForLine((line) => line.includes('"127.0.0.81"'));
+
+    const lines = relay.program.lines.filter((line) => line.includes('"127.0.0.80"'));
+
+    expect(lines).toHaveLength(MAX_AUTH_FAILURES + 1);
+    expect(lines.at(-1)).toContain('PORTHOLE_ERR_TOO_MANY_FAILURES');
+    expect((await failed()) - before).toBe(31);
   });
 
   it('keeps answering 401, not 429, to another address meanwhile', async () => {

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import {
   AGENT_PATH,
   type AgentTokenClaims,
+  type ErrorCode,
   ErrorCodes,
   MAX_MESSAGE_BYTES,
   PortholeError,
@@ -80,19 +81,36 @@ export class AgentEndpoint {
       },
       (err: unknown) => {
         const code = err instanceof PortholeError ? err.code : ErrorCodes.TOKEN_INVALID;
-        const address = req.socket.remoteAddress ?? 'unknown';
-        const wait = this.#limiter.fail(address);
 
-        this.#log.warn({ code, address }, messages.agentRefused(code));
-        this.#events.authRefused(code);
-
-        if (wait > 0) {
-          reject(socket, 429, ErrorCodes.TOO_MANY_FAILURES, { 'Retry-After': String(wait) });
-        } else {
-          reject(socket, 401, code);
-        }
+        this.#refuse(socket, code, req.socket.remoteAddress ?? 'unknown');
       },
     );
+  }
+
+  // Every failure is counted (and shows in /metrics); past the limit the address is asked to
+  // wait, and only the failure that crossed the limit is logged for the rest of the window.
+  #refuse(socket: Duplex, code: ErrorCode, address: string): void {
+    const verdict = this.#limiter.fail(address);
+
+    this.#events.authRefused(code);
+
+    if (verdict.wait > 0) {
+      if (verdict.log) {
+        this.#log.warn(
+          { code: ErrorCodes.TOO_MANY_FAILURES, address, failures: verdict.count },
+          messages.agentRefused(ErrorCodes.TOO_MANY_FAILURES),
+        );
+      }
+
+      reject(socket, 429, ErrorCodes.TOO_MANY_FAILURES, { 'Retry-After': String(verdict.wait) });
+      return;
+    }
+
+    this.#log.warn(
+      verdict.unlogged > 0 ? { code, address, unlogged: verdict.unlogged } : { code, address },
+      messages.agentRefused(code),
+    );
+    reject(socket, 401, code);
   }
 
   close(): void {
