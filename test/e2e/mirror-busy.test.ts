@@ -13,6 +13,7 @@ import {
   startRelayProcess,
   waitForMirror,
 } from '../helpers/relay.js';
+import { until } from '../helpers/until.js';
 
 interface PortState {
   hostPort: number;
@@ -41,18 +42,6 @@ function dial(host: string, port: number): Promise<string> {
     });
     socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
   });
-}
-
-// Polls `read` until it returns `want`, or fails with the last value after a deadline.
-async function until<T>(read: () => Promise<T>, want: T, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await read();
-
-  while (last !== want) {
-    if (Date.now() > deadline) throw new Error(`still ${String(last)} after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-    last = await read();
-  }
 }
 
 describe('a mapped host port that another program already holds', () => {
@@ -105,8 +94,9 @@ describe('a mapped host port that another program already holds', () => {
 
   it('shows the port as "busy" in /api/agents', async () => {
     await until(
-      async () => (await agentPorts(relay.url)).find((p) => p.hostPort === busyPort)?.status,
-      'busy',
+      async () =>
+        (await agentPorts(relay.url)).find((p) => p.hostPort === busyPort)?.status === 'busy',
+      `port ${busyPort} shown as busy`,
     );
 
     expect((await agentPorts(relay.url)).find((p) => p.hostPort === busyPort)).toMatchObject({
@@ -158,7 +148,13 @@ describe('a mapped host port that another program already holds', () => {
     await waitForMirror(relay.url, freeHostPort);
     await agent.stop();
 
-    await until(() => dial('127.0.0.1', freeHostPort), 'ECONNREFUSED');
-    await until(() => dial('::1', freeHostPort), 'ECONNREFUSED');
+    for (const host of ['127.0.0.1', '::1']) {
+      let last = '';
+
+      await until(
+        async () => (last = await dial(host, freeHostPort)) === 'ECONNREFUSED',
+        () => `${host} port ${freeHostPort} to refuse connections (last: ${last})`,
+      );
+    }
   });
 });
