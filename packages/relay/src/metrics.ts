@@ -23,7 +23,7 @@ export class RelayMetrics {
     this.#callbacks.set(result, (this.#callbacks.get(result) ?? 0) + 1);
   }
 
-  /** Counts a host port that a mirror could not bind. */
+  /** Counts a host port that a mirror could not bind; retries that fail again do not count. */
   bindFailed(): void {
     this.#bindFailures += 1;
   }
@@ -55,7 +55,7 @@ export class RelayMetrics {
       family(
         'porthole_mirror_bind_failures_total',
         'counter',
-        'Host ports a mirror could not bind.',
+        'Times a host port could not be mirrored; a port that keeps failing counts once.',
         [[null, this.#bindFailures]],
       ),
       family(

@@ -51,9 +51,7 @@ export class PortBook {
     record.ports.set(hostPort, next);
     this.#events.changed();
 
-    if (next.status !== 'mirrored') this.#events.bindFailed();
-
-    // A port that stays busy is retried on each announcement, but reported once.
+    // A port that stays busy is retried on each announcement, but reported and counted once.
     if (
       entry !== undefined &&
       entry.status === next.status &&
@@ -62,6 +60,7 @@ export class PortBook {
       return null;
     }
 
+    if (next.status !== 'mirrored') this.#events.bindFailed();
     this.#report(record.name, next, source);
 
     return { type: 'mapped', hostPort, containerPort, source, ...result };
