@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import parsePrometheusTextFormat, { type MetricFamily } from 'parse-prometheus-text-format';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -24,18 +24,11 @@ import {
   tempDir,
   waitForMirror,
 } from '../helpers/relay.js';
+import { until } from '../helpers/until.js';
 
 const TOOL = fileURLToPath(new URL('../fixtures/oauth-cli.mjs', import.meta.url));
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const OPEN_PROMPT = /Open this page to continue: (\S+)/;
-
-/** One metric family as parse-prometheus-text-format returns it. */
-interface MetricFamily {
-  name: string;
-  help: string;
-  type: string;
-  metrics: { value: string; labels?: Record<string, string> }[];
-}
 
 async function readMetrics(relayUrl: string): Promise<{ text: string; families: MetricFamily[] }> {
   const res = await fetch(`${relayUrl}/metrics`);
@@ -43,7 +36,7 @@ async function readMetrics(relayUrl: string): Promise<{ text: string; families: 
 
   expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
 
-  return { text, families: parsePrometheusTextFormat(text) as MetricFamily[] };
+  return { text, families: parsePrometheusTextFormat(text) };
 }
 
 /** The value of one sample, 0 when the family has no sample with those labels. */
@@ -189,12 +182,14 @@ describe('the status page while a login runs in a namespace', () => {
     cleanups.push(() => tap.close());
     await page.getByText('No container is connected').waitFor();
     // A mark that a reload would wipe out: everything below must come without one.
-    await page.evaluate(() => Object.assign(window, { keptAcrossUpdates: true }));
+    await page.evaluate(() => Object.assign(globalThis, { keptAcrossUpdates: true }));
 
     const tool = await startLogin(ns, relay, token);
     const agent = page.locator(`[data-agent="${ns.name}"]`);
 
     await agent.locator('.badge', { hasText: 'connected' }).waitFor();
+    // The agent dialled from the container's end of the link.
+    expect(/ · from (\S+)$/.exec(await agent.locator('.meta').innerText())?.[1]).toBe(ns.address);
 
     const port = await toolPort(tool);
 
@@ -210,21 +205,42 @@ describe('the status page while a login runs in a namespace', () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'status-page-login.png'), fullPage: true });
 
+    const sent = Date.now();
+
     await openUntilText(await context.newPage(), url, 'Login complete');
-    await page
+
+    const delivered = page
       .locator('#requests tr[data-result="delivered"]', { hasText: 'GET /callback?code&state' })
-      .filter({ hasText: '200' })
-      .waitFor();
+      .filter({ hasText: '200' });
+
+    await delivered.waitFor();
     await login.waitFor({ state: 'detached' });
 
-    expect(await page.evaluate(() => 'keptAcrossUpdates' in window)).toBe(true);
+    const [time, shownAgent, shownPort, line, status, took] = await delivered
+      .locator('td')
+      .allInnerTexts();
+
+    expect({ shownAgent, shownPort, line, status }).toEqual({
+      shownAgent: ns.name,
+      shownPort: String(port),
+      line: 'GET /callback?code&state',
+      status: '200',
+    });
+    expect(await clocksBetween(page, sent, Date.now())).toContain(time);
+    expect(took).toMatch(/^\d+ ms$|^\d+\.\d s$/);
+
+    expect(await page.evaluate(() => 'keptAcrossUpdates' in globalThis)).toBe(true);
     await page.screenshot({ path: join(ARTIFACTS, 'status-page.png'), fullPage: true });
 
-    const state = new URL(url).searchParams.get('state') ?? '';
+    const code = auth.codeFor(new URL(url).searchParams.get('state') ?? '')?.code;
+
+    // Without a code the login did not run as it should, and its absence would prove nothing.
+    expect(code).toMatch(/^[\w-]{16,}$/);
+
     const secrets = [
       url,
       token,
-      auth.codeFor(state)?.code ?? 'no code was issued',
+      String(code),
       ...[...new URL(url).searchParams.values()].filter((value) => value.length >= 6),
     ];
     const texts = {
@@ -238,6 +254,41 @@ describe('the status page while a login runs in a namespace', () => {
     for (const [where, text] of Object.entries(texts)) {
       for (const secret of secrets) expect(text, `${where} shows a secret`).not.toContain(secret);
     }
+  });
+
+  it('refuses the page, its events and its metrics to a caller in a container', async () => {
+    const { ns, relay } = await setUp();
+    const base = `http://${ns.hostAddress}:${relay.port}`;
+    // The relay's own health check answers the same caller: only the status routes refuse it.
+    const client = track(
+      'container client',
+      ns.spawn(process.execPath, [
+        '--input-type=module',
+        '-e',
+        `for (const path of ['/', '/events', '/metrics', '/health']) {
+          const res = await fetch('${base}' + path, { signal: AbortSignal.timeout(5000) });
+          const answer = { path, status: res.status, type: res.headers.get('content-type') };
+          console.log(JSON.stringify({ ...answer, body: (await res.text()).slice(0, 300) }));
+        }`,
+      ]),
+    );
+
+    expect(await client.exited, client.output).toBe(0);
+
+    const [page, events, metrics, health] = client.stdout.map(
+      (line) => JSON.parse(line) as { status: number; type: string; body: string },
+    );
+    const refusal = {
+      status: 403,
+      type: 'text/plain; charset=utf-8',
+      body:
+        "porthole's status page, events and metrics answer only to the machine the relay " +
+        `runs on: open http://localhost:${relay.port}/ in a browser there\n`,
+    };
+
+    for (const answer of [page, events, metrics]) expect(answer).toMatchObject(refusal);
+    expect(health?.status).toBe(200);
+    expect((await fetch(`${relay.url}/`)).status).toBe(200);
   });
 
   it('opens a waiting login page again from its button, and only for the page itself', async () => {
@@ -464,14 +515,20 @@ describe('the status page, events and metrics of a relay with one mapped port', 
   });
 });
 
-/** Polls `check` every 25 ms until it holds; fails after 15 s naming `what`. */
-async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
+/** The page's clock (HH:MM:SS, as the status page shows times) each second from `from` to `to`. */
+function clocksBetween(page: Page, from: number, to: number): Promise<string[]> {
+  return page.evaluate(
+    ({ start, end }) => {
+      const clocks: string[] = [];
 
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`no ${what} within 15 s`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+      for (let at = start - 1000; at <= end + 1000; at += 1000) {
+        clocks.push(new Date(at).toTimeString().slice(0, 8));
+      }
+
+      return clocks;
+    },
+    { start: from, end: to },
+  );
 }
 
 // An agent with a token the relay did not sign: refused before the upgrade.

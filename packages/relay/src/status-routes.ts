@@ -38,22 +38,46 @@ export function isRelayHost(host: string | undefined, hosts: readonly string[]):
   return hosts.some((address) => (isIP(address) === 6 ? `[${address}]` : address) === name);
 }
 
-/** Whether a peer address is this machine's loopback (IPv4-mapped IPv6 included). */
+/**
+ * Whether a socket's peer address (`socket.remoteAddress`) is this machine's loopback:
+ * 127.0.0.0/8 or ::1, IPv4-mapped IPv6 included. A caller through a container bridge is not.
+ */
 export function isLoopbackPeer(address: string | undefined): boolean {
   const bare = (address ?? '').replace(/^::ffff:(?=\d+\.)/, '');
 
   return isIP(bare) !== 0 && addressScope(bare) === 'loopback';
 }
 
+const onlyFromThisMachine = (url: string) =>
+  "porthole's status page, events and metrics answer only to the machine the relay runs on: " +
+  `open ${url} in a browser there\n`;
+const REFUSED_REMOTE_PEER =
+  'refused the status page to a caller that is not on this machine (a container?)';
+
 /**
  * `GET /` (the status page), `GET /events` (its live feed), `GET /metrics` and
- * `POST /api/logins/:id/open` (open a login's page again), on the relay's own port only.
+ * `POST /api/logins/:id/open` (open a login's page again): on the relay's own port, to callers
+ * on this machine's loopback only.
  */
 export function registerStatusRoutes(app: RelayApp, options: StatusRoutesOptions): void {
   const { monitor, log } = options;
 
   app.register(async (scope) => {
     scope.addHook('onRequest', async (req, reply) => {
+      const peer = req.socket.remoteAddress;
+
+      // The page names every container, its login sites and callback paths, and the feed has
+      // a bounded number of places: the relay's address on a container bridge must hand
+      // neither to the containers behind it.
+      if (!isLoopbackPeer(peer)) {
+        log.warn({ path: req.routeOptions.url, peer }, REFUSED_REMOTE_PEER);
+        await reply
+          .code(403)
+          .type('text/plain; charset=utf-8')
+          .send(onlyFromThisMachine(`${options.scheme}://localhost:${req.socket.localPort}/`));
+        return;
+      }
+
       if (isRelayHost(req.headers.host, options.hosts)) return;
 
       log.warn({ path: req.routeOptions.url }, messages.statusWrongHost());
@@ -80,8 +104,8 @@ export function registerStatusRoutes(app: RelayApp, options: StatusRoutesOptions
   });
 }
 
-// A login's button posts here: from this machine only, from the status page's own origin
-// only (a form on another site cannot make the relay open pages), and with any body ignored.
+// A login's button posts here: from the status page's own origin only (a form on another
+// site cannot make the relay open pages), and with any body ignored.
 function registerReopen(scope: FastifyInstance, options: StatusRoutesOptions): void {
   scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, _body, done) => done(null));
   scope.post<{ Params: { id: string } }>(
@@ -108,12 +132,7 @@ function registerReopen(scope: FastifyInstance, options: StatusRoutesOptions): v
 function isSameOrigin(req: FastifyRequest, scheme: string): boolean {
   const { origin, host } = req.headers;
 
-  return (
-    isLoopbackPeer(req.socket.remoteAddress) &&
-    origin !== undefined &&
-    host !== undefined &&
-    origin === `${scheme}://${host}`
-  );
+  return origin !== undefined && host !== undefined && origin === `${scheme}://${host}`;
 }
 
 // The page's script asks for JSON; a plain form post (no JavaScript) goes back to the page.
