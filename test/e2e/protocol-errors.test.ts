@@ -1,3 +1,8 @@
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+import { CloseCodes, mintAgentToken } from '@porthole/shared';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 
@@ -55,6 +60,67 @@ async function sendAsAgent(
   ws.send(payload);
 
   return closed;
+}
+
+const END_OF_RUN = JSON.stringify({ type: 'launch-missiles' });
+
+/**
+ * Messages an agent must never send after its handshake: frames the agent side may not send
+ * (it opens no streams, and the relay opened none here), byte noise, and control messages that
+ * are malformed or meant for the other direction. None of them asks the relay to bind a port
+ * or open a page, so a run leaves nothing behind but its closed connection. (A cut frame is the
+ * exception: it may be the start of one that the next message ends.)
+ */
+const hostileMessageArb: fc.Arbitrary<Buffer | string> = fc.oneof(
+  fc
+    .record({
+      kind: fc.integer({ min: 0, max: 255 }),
+      streamId: fc.oneof(fc.integer({ min: 0, max: 8 }), fc.integer({ min: 0, max: 0xffffffff })),
+      length: fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 0xffffffff })),
+      payload: fc.uint8Array({ maxLength: 64 }),
+    })
+    .map(({ kind, streamId, length, payload }) =>
+      frame(kind, streamId, length, Buffer.from(payload)),
+    ),
+  fc.uint8Array({ minLength: 1, maxLength: 128 }).map((bytes) => Buffer.from(bytes)),
+  fc.string({ maxLength: 64 }),
+  fc
+    .record({
+      type: fc.constantFrom('hello', 'welcome', 'mapped', 'launch', '', '__proto__'),
+      extra: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 })),
+    })
+    .map(({ type, extra }) => JSON.stringify({ ...extra, type })),
+);
+
+// Like sendAsAgent, with several messages in a row.
+async function sendAllAsAgent(url: string, token: string, sent: (Buffer | string)[]) {
+  const [first, ...rest] = sent;
+  const ws = new WebSocket(`${url}/agent`, { headers: { authorization: `Bearer ${token}` } });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+  });
+
+  ws.on('error', () => undefined);
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+
+  const welcome = new Promise((resolve) => ws.once('message', resolve));
+
+  ws.send(JSON.stringify({ type: 'hello', version: 1, nonce: 'n', software: 'fuzz' }));
+  await welcome;
+  for (const message of [first, ...rest]) {
+    if (ws.readyState === WebSocket.OPEN && message !== undefined) ws.send(message);
+  }
+
+  // A relay that lets such a message pass keeps the connection open: report that, not a hang.
+  const stillOpen = new Promise<{ code: number; reason: string }>((resolve) => {
+    const timer = setTimeout(() => resolve({ code: 0, reason: 'still open after 3 s' }), 3_000);
+
+    void closed.then(() => clearTimeout(timer));
+  });
+  const outcome = await Promise.race([closed, stillOpen]);
+
+  ws.terminate();
+  return outcome;
 }
 
 function frame(kind: number, streamId: number, length: number, payload = Buffer.alloc(0)): Buffer {
@@ -162,6 +228,40 @@ describe('a peer that breaks the protocol', () => {
     });
     await otherAgentStillWorks();
   });
+
+  it('survives any run of garbage from authenticated agents, closing only their connections', async () => {
+    const key = createPrivateKey(readFileSync(relay.keyFile));
+    let run = 0;
+
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(hostileMessageArb, { minLength: 1, maxLength: 4 }),
+        async (sent) => {
+          run += 1;
+
+          const name = `fuzz-${run}`;
+          const hostile = await mintAgentToken({ privateKey: key, name, ttlMs: 60_000 });
+          // Frames may be cut across messages, so the relay may rightly wait for the rest of
+          // one; a control message that no relay accepts ends each run.
+          const closed = await sendAllAsAgent(relay.wsUrl, hostile, [...sent, END_OF_RUN]);
+
+          // The relay closes the connection with one of the protocol's codes and a registered
+          // reason (or ws's own, for a broken WebSocket frame), and serves everyone else.
+          expect(closed.code, JSON.stringify(closed)).toBeOneOf([
+            CloseCodes.PROTOCOL_ERROR,
+            1002,
+            1007,
+            1009,
+          ]);
+          if (closed.code === CloseCodes.PROTOCOL_ERROR) {
+            expect(closed.reason).toMatch(/^PORTHOLE_ERR_[A-Z_]+$/);
+          }
+          await otherAgentStillWorks();
+        },
+      ),
+      { numRuns: 25, seed: 20261204, endOnFailure: true },
+    );
+  }, 120_000);
 
   it('is closed by ws with 1009 for a message over the size limit', async () => {
     const bad = await mintToken(relay.keyFile, 'bad6');
