@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { startContainerServer } from '../helpers/container-server.js';
 import { httpRequest } from '../helpers/http-client.js';
 import { freePort } from '../helpers/ports.js';
+import { AGENT_CLI, Program } from '../helpers/processes.js';
 import {
   mintToken,
   startAgentProcess,
@@ -36,29 +37,50 @@ describe('a relay that dies and comes back', () => {
     await server.close();
   });
 
-  it('keeps redialling with growing delays while the relay is away', async () => {
-    const port = await freePort();
-    const relay = await startRelayProcess({ port });
-    const token = await mintToken(relay.keyFile, 'dev');
-
-    await relay.program.stop();
-
-    const agent = startAgentProcess(relay.wsUrl, token);
-
-    await agent.waitForLine(/trying again in/);
-    await agent.waitForLine(
-      (line) =>
-        (line.match(/trying again in/g) ?? []).length > 0 &&
-        agent.lines.filter((l) => l.includes('trying again in')).length >= 3,
-    );
-
-    const delays = agent.lines
-      .filter((l) => l.includes('trying again in'))
-      .map((l) => Number(/trying again in ([\d.]+) s/.exec(l)?.[1]));
+  it('keeps redialling while the relay is away, each delay under a ceiling that doubles', async () => {
+    const delays = await redialDelays([]);
 
     expect(delays[0]).toBe(0.5);
-    expect(delays.every((d) => d >= 0.5 && d <= 30)).toBe(true);
-    expect(agent.child.exitCode).toBe(null);
-    await agent.stop();
+    delays.forEach((delay, attempt) => {
+      expect(delay).toBeGreaterThanOrEqual(0.5);
+      expect(delay).toBeLessThanOrEqual(Math.min(30, 0.5 * 2 ** attempt));
+    });
+  });
+
+  it('doubles its delay with each failed attempt when every jitter draw is the largest', async () => {
+    // Full jitter draws each delay between 0.5 s and the ceiling; pinning the draw to its top
+    // shows the ceilings themselves, which only a growing attempt count can raise.
+    expect(await redialDelays(['--import', LARGEST_DRAW])).toEqual([0.5, 1, 2, 4]);
   });
 });
+
+// Replaces Math.random in the agent's process with its largest value short of 1.
+const LARGEST_DRAW = `data:text/javascript,Math.random=()=>${1 - Number.EPSILON}`;
+
+/** The first four redial delays (in seconds, as logged) of an agent whose relay is gone. */
+async function redialDelays(nodeOptions: string[]): Promise<number[]> {
+  const port = await freePort();
+  const relay = await startRelayProcess({ port });
+  const token = await mintToken(relay.keyFile, 'dev');
+
+  await relay.program.stop();
+
+  const agent = new Program(
+    process.execPath,
+    [...nodeOptions, AGENT_CLI, '--relay', relay.wsUrl, '--no-watch', '--log-level', 'debug'],
+    { PORTHOLE_TOKEN: token },
+  );
+  const logged = () => agent.lines.filter((line) => line.includes('trying again in'));
+
+  try {
+    // The fourth delay is logged after the first three have passed: 3.5 s at most.
+    await agent.waitForLine(() => logged().length >= 4);
+    expect(agent.child.exitCode).toBe(null);
+
+    return logged()
+      .slice(0, 4)
+      .map((line) => Number(/trying again in ([\d.]+) s/.exec(line)?.[1]));
+  } finally {
+    await agent.stop();
+  }
+}
