@@ -1,4 +1,5 @@
-import { connect } from 'node:net';
+import { once } from 'node:events';
+import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,20 +17,31 @@ import {
 
 const APP = fileURLToPath(new URL('../fixtures/container-app.mjs', import.meta.url));
 
-function refused(host: string, port: number): Promise<boolean> {
+// How a TCP connection to host:port ends: 'connected' or the error code (ECONNREFUSED…).
+function dial(host: string, port: number): Promise<string> {
   return new Promise((resolve) => {
-    const socket = connect({ host, port, timeout: 2_000 });
+    const socket = connect(port, host);
 
     socket.once('connect', () => {
       socket.destroy();
-      resolve(false);
+      resolve('connected');
     });
-    socket.once('error', () => resolve(true));
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(true);
-    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
   });
+}
+
+// The same, from a program inside the namespace.
+async function dialFrom(ns: Namespace, host: string, port: number): Promise<string> {
+  const client = ns.spawn(process.execPath, [
+    '-e',
+    `require('node:net').connect(${port}, '${host}')` +
+      `.once('connect', function () { console.log('connected'); this.destroy(); })` +
+      `.once('error', (err) => console.log(err.code))`,
+  ]);
+
+  await client.exited;
+
+  return client.stdout.join('\n');
 }
 
 describe('an agent inside a network namespace (the container stand-in)', () => {
@@ -40,28 +52,25 @@ describe('an agent inside a network namespace (the container stand-in)', () => {
   let appPort: number;
   let hostPort: number;
 
+  /** Starts an agent named `name` in the namespace, with its own token. */
+  async function startAgent(name: string, args: string[]): Promise<Program> {
+    const relayUrl = `ws://${ns.hostAddress}:${relay.port}`;
+
+    return ns.spawn(
+      process.execPath,
+      [AGENT_CLI, '--relay', relayUrl, '--log-level', 'debug', ...args],
+      { PORTHOLE_TOKEN: await mintToken(relay.keyFile, name) },
+    );
+  }
+
   beforeAll(async () => {
     ns = Namespace.create();
     relay = await startRelayProcess({ args: ['--host', ns.hostAddress] });
     app = ns.spawn(process.execPath, [APP, '127.0.0.1', '0']);
     appPort = Number(/listening (\d+)/.exec(await app.waitForLine(/listening/))?.[1]);
     hostPort = await freePort();
-
-    const token = await mintToken(relay.keyFile, 'netns');
-
-    agent = ns.spawn(
-      process.execPath,
-      [
-        AGENT_CLI,
-        '--relay',
-        `ws://${ns.hostAddress}:${relay.port}`,
-        '--map',
-        `${hostPort}:${appPort}`,
-        '--log-level',
-        'debug',
-      ],
-      { PORTHOLE_TOKEN: token },
-    );
+    // Only what it is told to map: a test below needs a listener that nothing mirrors.
+    agent = await startAgent('netns', ['--no-watch', '--map', `${hostPort}:${appPort}`]);
     await waitForMirror(relay.url, hostPort);
   });
 
@@ -72,8 +81,44 @@ describe('an agent inside a network namespace (the container stand-in)', () => {
     ns?.destroy();
   });
 
-  it('cannot be reached from the host without the tunnel', async () => {
-    expect(await refused(ns.address, appPort)).toBe(true);
+  it("has a loopback of its own: an app there is on the host's only once porthole mirrors it", async () => {
+    // A port number free on the host, so that only a mirror can make it answer there.
+    const port = await freePort();
+    const inside = ns.spawn(process.execPath, [APP, '127.0.0.1', String(port)]);
+    let mirror: Program | undefined;
+
+    try {
+      await inside.waitForLine(/listening/);
+      expect(await dialFrom(ns, '127.0.0.1', port)).toBe('connected');
+      expect([await dial('127.0.0.1', port), await dial('::1', port)]).toEqual([
+        'ECONNREFUSED',
+        'ECONNREFUSED',
+      ]);
+
+      mirror = await startAgent('netns-mirror', ['--no-watch', '--map', `${port}:${port}`]);
+      await waitForMirror(relay.url, port);
+
+      const res = await httpRequest(`http://localhost:${port}/callback`);
+
+      expect(res.body.toString()).toBe('container app got GET /callback');
+    } finally {
+      await mirror?.stop();
+      await inside.stop();
+    }
+  });
+
+  it("cannot reach a listener on the host's loopback, only one on its link", async () => {
+    const port = await freePort();
+    const servers = [ns.hostAddress, '127.0.0.1'].map((host) => createServer().listen(port, host));
+
+    await Promise.all(servers.map((server) => once(server, 'listening')));
+
+    try {
+      expect(await dialFrom(ns, ns.hostAddress, port)).toBe('connected');
+      expect(await dialFrom(ns, '127.0.0.1', port)).toBe('ECONNREFUSED');
+    } finally {
+      for (const server of servers) server.close();
+    }
   });
 
   it('is reached through the mirrored port on the host loopback', async () => {
