@@ -1,7 +1,9 @@
-import { connect, type Socket } from 'node:net';
-import { request } from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { type AddressInfo, connect, type Socket } from 'node:net';
+import { createServer, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 
+import { CloseCodes, SHUTDOWN_GRACE_MS } from '@porthole/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type ContainerServer, startContainerServer } from '../helpers/container-server.js';
@@ -25,6 +27,58 @@ async function until(check: () => boolean): Promise<void> {
     if (Date.now() > deadline) throw new Error('condition not met within 10 s');
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+// A sample of the relay's /metrics, by its name with labels as printed (`name{label="v"}`).
+async function metric(relayUrl: string, sample: string): Promise<number> {
+  const text = await (await fetch(`${relayUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+
+  if (line === undefined) throw new Error(`no ${sample} in /metrics`);
+
+  return Number(line.slice(sample.length + 1));
+}
+
+// Resolves once the relay's status feed shows a request for `agent` that is still waiting.
+async function requestWaiting(relayUrl: string, agent: string): Promise<void> {
+  const res = await fetch(`${relayUrl}/events`, { signal: AbortSignal.timeout(10_000) });
+  const decoder = new TextDecoder();
+  let text = '';
+
+  try {
+    for await (const chunk of res.body ?? []) {
+      text += decoder.decode(chunk as Uint8Array, { stream: true });
+
+      const events = text.split('\n\n');
+
+      text = events.pop() ?? '';
+      for (const event of events) {
+        const data = /^data: (.*)$/m.exec(event)?.[1];
+        const snapshot =
+          data === undefined
+            ? undefined
+            : (JSON.parse(data) as { requests: { agent: string | null; result: string | null }[] });
+
+        if (snapshot?.requests.some((r) => r.agent === agent && r.result === null)) return;
+      }
+    }
+  } finally {
+    await res.body?.cancel().catch(() => undefined);
+  }
+
+  throw new Error(`the status feed ended before a request for ${agent} waited`);
+}
+
+// TCP connections that the relay process holds on a mirrored port, as the kernel lists them.
+function relaySockets(relay: Program, port: number): number {
+  const listed = execFileSync('ss', ['-Htnp', 'state', 'all', `( sport = :${port} )`], {
+    encoding: 'utf8',
+  });
+
+  return listed
+    .split('\n')
+    .filter((line) => !line.startsWith('LISTEN') && line.includes(`pid=${relay.child.pid},`))
+    .length;
 }
 
 const APP = fileURLToPath(new URL('../fixtures/container-app.mjs', import.meta.url));
@@ -64,7 +118,7 @@ describe('faults on the container side', () => {
     await server?.close();
   });
 
-  it('ends the browser response cleanly when the agent is killed mid-response', async () => {
+  it('ends the browser response and frees its stream when the agent is killed mid-response', async () => {
     const hostPort = await freePort();
     const agent = startAgentProcess(relay.wsUrl, token, ['--map', `${hostPort}:${server.port}`]);
 
@@ -72,14 +126,45 @@ describe('faults on the container side', () => {
 
     const download = await startDownload(`http://localhost:${hostPort}/download`);
 
+    // The gauge and the kernel both see the stream while it flows…
+    expect(await metric(relay.url, 'porthole_streams_open')).toBe(1);
+    expect(relaySockets(relay.program, hostPort)).toBe(1);
     await agent.stop('SIGKILL');
     expect(await download.ended).toBe('aborted');
+    // …and the relay's side of the browser connection is gone too, not left half open.
+    await until(() => relaySockets(relay.program, hostPort) === 0);
+    expect(await metric(relay.url, 'porthole_streams_open')).toBe(0);
+  });
 
-    const agents = (await (await fetch(`${relay.url}/api/agents`)).json()) as {
-      agents: { status: string; streams: number }[];
-    };
+  it('answers /oauth/callback with 502 when the agent is killed before the container answered', async () => {
+    // A listener that takes the request and never answers: the agent dies before it does.
+    const heard: string[] = [];
+    const silent = createServer((req) => heard.push(`${req.method} ${req.url}`));
 
-    expect(agents.agents[0]).toMatchObject({ status: 'reconnecting', streams: 0 });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+
+    const agent = startAgentProcess(relay.wsUrl, token, [
+      '--map',
+      `${relay.port}:${(silent.address() as AddressInfo).port}`,
+    ]);
+
+    try {
+      await waitForMirror(relay.url, relay.port);
+
+      const answer = httpRequest(`http://localhost:${relay.port}/oauth/callback?code=c`);
+
+      await until(() => heard.length === 1);
+      await agent.stop('SIGKILL');
+
+      const res = await answer;
+
+      expect(res.status).toBe(502);
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+    } finally {
+      await agent.stop('SIGKILL');
+      silent.closeAllConnections();
+      silent.close();
+    }
   });
 
   it('ends the browser response when the container closes the port mid-stream, and goes on', async () => {
@@ -140,54 +225,110 @@ describe('a relay that restarts', () => {
   });
 });
 
+// A container mid-login behind a link that goes down: the relay drops the agent's connection
+// while the link is down, as its keep-alive does after a long outage, so that a callback
+// arriving then must wait for the agent to come back by itself.
 describe('a network outage between container and host', () => {
+  const STATE = 'outage-state';
   let ns: Namespace;
   let relay: RelayProcess;
   let app: Program;
   let agent: Program;
-  let appPort: number;
+  let loginPort: number;
 
-  beforeAll(async () => {
+  // Starts a relay with `args`, a callback listener and an agent in the middle of a login.
+  async function setUp(args: string[]): Promise<void> {
     ns = Namespace.create();
-    relay = await startRelayProcess({ args: ['--host', ns.hostAddress] });
-    app = ns.spawn(process.execPath, [APP, '127.0.0.1', '0']);
-    appPort = Number(/listening (\d+)/.exec(await app.waitForLine(/listening/))?.[1]);
+    relay = await startRelayProcess({ args: ['--host', ns.hostAddress, '--no-open', ...args] });
+    loginPort = await freePort();
+    app = ns.spawn(process.execPath, [APP, '127.0.0.1', String(loginPort)]);
+    await app.waitForLine(/listening/);
 
-    const token = await mintToken(relay.keyFile, 'cut');
+    const page =
+      `https://login.example/authorize?state=${STATE}` +
+      `&redirect_uri=${encodeURIComponent(`http://localhost:${loginPort}/callback`)}`;
 
     agent = ns.spawn(
       process.execPath,
-      [AGENT_CLI, '--relay', `ws://${ns.hostAddress}:${relay.port}`],
-      {
-        PORTHOLE_TOKEN: token,
-      },
+      [
+        AGENT_CLI,
+        'run',
+        '--relay',
+        `ws://${ns.hostAddress}:${relay.port}`,
+        '--',
+        'sh',
+        '-c',
+        `xdg-open '${page}' && exec sleep 120`,
+      ],
+      { PORTHOLE_TOKEN: await mintToken(relay.keyFile, 'cut') },
     );
-    await waitForMirror(relay.url, appPort);
-  });
+    // The relay prints the page only after it has registered the login's state.
+    await relay.program.waitForLine(/asks to open a page on login\.example/);
+    await waitForMirror(relay.url, loginPort);
+  }
 
-  afterAll(async () => {
+  async function tearDown(): Promise<void> {
     ns?.setLink(true);
     await agent?.stop();
     await app?.stop();
     await relay?.program.stop();
     ns?.destroy();
+  }
+
+  // Cuts the link, then has the kernel destroy the relay's end of the agent's connection: the
+  // relay loses the agent while the agent, behind the dead link, notices nothing yet.
+  async function cutAndDropAgent(): Promise<void> {
+    ns.setLink(false);
+    execFileSync('ss', ['-K', 'dst', ns.address, `( sport = :${relay.port} )`]);
+    await relay.program.waitForLine(/container \\"cut\\" disconnected/);
+  }
+
+  const requestsSeen = () =>
+    app.lines.filter((line) => line.startsWith('request GET /callback')).length;
+
+  describe('that the agent outlives', () => {
+    beforeAll(() => setUp(['--hold', '60s']));
+    afterAll(tearDown);
+
+    it('holds the callback while the agent is away and delivers it once when it is back', async () => {
+      await cutAndDropAgent();
+
+      const url = `http://localhost:${loginPort}/callback?state=${STATE}&code=during-outage`;
+      const callback = httpRequest(url);
+
+      await requestWaiting(relay.url, 'cut');
+      expect(requestsSeen()).toBe(0);
+      ns.setLink(true);
+
+      const res = await callback;
+
+      expect(res.body.toString()).toBe(
+        `container app got GET /callback?state=${STATE}&code=during-outage`,
+      );
+      expect(requestsSeen()).toBe(1);
+      // The agent found out by itself that the relay had dropped it, and came back.
+      await agent.waitForLine(/lost the relay/);
+      await relay.program.waitForLine(/container \\"cut\\" reconnected/);
+    }, 60_000);
   });
 
-  it('delivers a callback sent during a 10 s outage exactly once, after the link returns', async () => {
-    ns.setLink(false);
+  describe('that outlasts the hold', () => {
+    beforeAll(() => setUp(['--hold', '2s']));
+    afterAll(tearDown);
 
-    const callback = httpRequest(`http://localhost:${appPort}/callback?code=during-outage`);
+    it('answers the held callback with an error page when the hold runs out', async () => {
+      await cutAndDropAgent();
 
-    await new Promise((resolve) => setTimeout(resolve, 10_000));
-    ns.setLink(true);
+      const started = Date.now();
+      const res = await httpRequest(`http://localhost:${loginPort}/callback?state=${STATE}&code=c`);
 
-    const res = await callback;
-
-    expect(res.body.toString()).toBe('container app got GET /callback?code=during-outage');
-    expect(app.lines.filter((l) => l === 'request GET /callback?code=during-outage')).toHaveLength(
-      1,
-    );
-  }, 40_000);
+      expect(res.status).toBe(503);
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+      expect(res.body.toString()).toContain('cut');
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
+      expect(requestsSeen()).toBe(0);
+    }, 30_000);
+  });
 });
 
 describe('abuse from the browser side', () => {
@@ -306,8 +447,50 @@ describe('a relay told to stop', () => {
 
     expect(await events).toBe('data: first\n\ndata: second\n\n');
     expect(await relay.program.exited).toBe(0);
-    await agent.waitForLine(/lost the relay/);
+
+    // The close frame says why, and the agent tells its user rather than reporting a failure.
+    const lost = await agent.waitForLine(/lost the relay/);
+
+    expect(JSON.parse(lost)).toMatchObject({
+      code: CloseCodes.RELAY_SHUTDOWN,
+      msg: expect.stringContaining('PORTHOLE_RELAY_SHUTDOWN'),
+    });
     await agent.stop();
     await server.close();
   });
+
+  it('cuts a stream that outlasts the grace period, and still exits 0 soon after it', async () => {
+    const relay = await startRelayProcess();
+    const server = await startContainerServer();
+    const hostPort = await freePort();
+    const agent = startAgentProcess(relay.wsUrl, await mintToken(relay.keyFile, 'lingering'), [
+      '--map',
+      `${hostPort}:${server.port}`,
+    ]);
+
+    try {
+      await waitForMirror(relay.url, hostPort);
+
+      // An event stream that the container never ends.
+      const events = await startDownload(`http://localhost:${hostPort}/events`);
+      const stopped = Date.now();
+
+      relay.program.child.kill('SIGTERM');
+
+      expect(await events.ended).toBe('aborted');
+      expect(await relay.program.exited).toBe(0);
+
+      const took = Date.now() - stopped;
+
+      expect(took).toBeGreaterThanOrEqual(SHUTDOWN_GRACE_MS - 500);
+      expect(took).toBeLessThan(SHUTDOWN_GRACE_MS + 5_000);
+      expect(JSON.parse(await agent.waitForLine(/lost the relay/))).toMatchObject({
+        code: CloseCodes.RELAY_SHUTDOWN,
+      });
+    } finally {
+      await relay.program.stop('SIGKILL');
+      await agent.stop();
+      await server.close();
+    }
+  }, 30_000);
 });
