@@ -1,6 +1,8 @@
 // Makes sure the programs the end-to-end tests drive are present: iproute2 (network namespaces
-// stand in for containers), Debian's Chromium (real browser logins) and openssl (throwaway TLS
-// certificates), and OpenSSH's server for the benchmark's ssh -R column. On Debian or Ubuntu as root it installs what is missing; elsewhere it says
+// stand in for containers), Debian's Chromium (real browser logins), openssl (throwaway TLS
+// certificates), systemd's systemd-analyze (checks the example unit file; installing the
+// package starts nothing where systemd does not run) and OpenSSH's server for the benchmark's
+// ssh -R column. On Debian or Ubuntu as root it installs what is missing; elsewhere it says
 // what to install and stops.
 import { execFileSync, spawnSync } from 'node:child_process';
 
@@ -8,6 +10,7 @@ const NEEDED = [
   { command: 'ip', pkg: 'iproute2' },
   { command: 'chromium', pkg: 'chromium' },
   { command: 'openssl', pkg: 'openssl' },
+  { command: 'systemd-analyze', pkg: 'systemd' },
   { command: 'sshd', pkg: 'openssh-server' },
 ];
 
