@@ -32,6 +32,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { Namespace } from '../helpers/netns.js';
 import { AGENT_CLI, type Program } from '../helpers/processes.js';
 import { mintToken, startAgentProcess, tempDir } from '../helpers/relay.js';
+import { until } from '../helpers/until.js';
 
 /** Ports inside the namespace (it has its own port space, so fixed numbers are free). */
 const PORTS_OPTION = '41000-41999';
@@ -70,36 +71,6 @@ process.on('SIGTERM', () => process.exit(0));
 interface Closed {
   code: number;
   reason: string;
-}
-
-/** Resolves once `check` returns a value, re-checking on each `update` of `emitter`. */
-function until<T>(
-  emitter: EventEmitter,
-  check: () => T | undefined,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const attempt = (): boolean => {
-      const value = check();
-
-      if (value === undefined) return false;
-
-      clearTimeout(timer);
-      emitter.off('update', onUpdate);
-      resolve(value);
-      return true;
-    };
-    const onUpdate = (): void => {
-      attempt();
-    };
-    const timer = setTimeout(() => {
-      emitter.off('update', onUpdate);
-      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-    }, timeoutMs);
-
-    if (!attempt()) emitter.on('update', onUpdate);
-  });
 }
 
 /** What the relay sends in answer to the agent's hello. */
@@ -166,29 +137,28 @@ class HostileConnection extends EventEmitter {
   /** The agent's `ports` announcement, once it came. */
   ports(): Promise<number[]> {
     return until(
-      this,
       () => this.control.find((m) => m['type'] === 'ports')?.['ports'] as number[] | undefined,
       'the agent to announce its ports',
+      { wakeOn: { emitter: this, event: 'update' } },
     );
   }
 
   /** The RESET the agent sent on stream `id`. */
   resetOf(id: number): Promise<Extract<Frame, { kind: typeof FrameKind.RESET }>> {
     return until(
-      this,
       () =>
         this.frames.find(
           (f): f is Extract<Frame, { kind: typeof FrameKind.RESET }> =>
             f.kind === FrameKind.RESET && f.streamId === id,
         ),
       `a RESET on stream ${id}`,
+      { wakeOn: { emitter: this, event: 'update' } },
     );
   }
 
   /** What the agent carried back on stream `id`, once it contains `text`. */
   dataOf(id: number, text: string): Promise<string> {
     return until(
-      this,
       () => {
         const got = this.frames
           .flatMap((f) => (f.kind === FrameKind.DATA && f.streamId === id ? [f.payload] : []))
@@ -198,26 +168,37 @@ class HostileConnection extends EventEmitter {
         return got.includes(text) ? got : undefined;
       },
       `"${text}" on stream ${id}`,
+      { wakeOn: { emitter: this, event: 'update' } },
     );
   }
 
   /** How the agent closed this connection. */
   whenClosed(): Promise<Closed> {
-    return until(this, () => this.closed, 'the agent to close the connection');
+    return until(() => this.closed, 'the agent to close the connection', {
+      wakeOn: { emitter: this, event: 'update' },
+    });
   }
 }
 
-/** A relay that checks nothing and answers every hello as it is told. */
+/**
+ * A relay that checks nothing and answers every hello as it is told. Before the token, the
+ * agent asks for a proof of key over plain HTTP: `preTokenKey` signs it, as a relay holding the
+ * key would (or a server passing the question on to one).
+ */
 class HostileRelay extends EventEmitter {
   readonly connections: HostileConnection[] = [];
   readonly #http: Server;
   readonly #wss: WebSocketServer;
   port = 0;
 
-  constructor(answer: Answer) {
+  constructor(answer: Answer, preTokenKey: KeyObject) {
     super();
     this.setMaxListeners(0);
-    this.#http = createServer();
+    this.#http = createServer((req, res) => {
+      const nonce = new URL(req.url ?? '/', 'http://relay').searchParams.get('nonce') ?? '';
+
+      res.end(JSON.stringify({ proof: signRelayProof(preTokenKey, nonce, 'pre-token') }));
+    });
     this.#wss = new WebSocketServer({ server: this.#http });
     this.#wss.on('connection', (ws) => {
       const connection = new HostileConnection(ws, answer);
@@ -237,7 +218,6 @@ class HostileRelay extends EventEmitter {
   /** The connection number `index` (0-based), once the agent has sent its hello on it. */
   connection(index: number): Promise<HostileConnection> {
     return until(
-      this,
       () => {
         const connection = this.connections[index];
 
@@ -246,7 +226,7 @@ class HostileRelay extends EventEmitter {
           : undefined;
       },
       `agent connection #${index + 1}`,
-      15_000,
+      { wakeOn: { emitter: this, event: 'update' }, timeoutMs: 15_000 },
     );
   }
 
@@ -305,15 +285,17 @@ describe('an agent facing a relay that holds the key but turns hostile', () => {
 
     listeners.child.stdout?.on('data', () => listening.emit('update'));
     await until(
-      listening,
       () => (listeners.records.filter((r) => 'listening' in r).length === 5 ? true : undefined),
       'the listeners in the namespace',
+      { wakeOn: { emitter: listening, event: 'update' } },
     );
 
     const keyFile = join(tempDir(), 'relay-key.pem');
     const token = await mintToken(keyFile, 'contained');
 
-    relay = new HostileRelay(welcomeWith(createPrivateKey(readFileSync(keyFile))));
+    const key = createPrivateKey(readFileSync(keyFile));
+
+    relay = new HostileRelay(welcomeWith(key), key);
     await relay.listen(ns.hostAddress);
     agent = ns.spawn(
       process.execPath,
@@ -516,13 +498,17 @@ describe('an agent facing a relay that holds the key but turns hostile', () => {
   });
 });
 
-describe('an agent facing a server on the relay address that cannot prove the key', () => {
+describe('an agent facing a server that passes on the proof asked before the token, but cannot sign the handshake', () => {
   let token: string;
+  let key: KeyObject;
   let agent: Program | undefined;
   let server: HostileRelay | undefined;
 
   beforeAll(async () => {
-    token = await mintToken(join(tempDir(), 'relay-key.pem'), 'squatted');
+    const keyFile = join(tempDir(), 'relay-key.pem');
+
+    token = await mintToken(keyFile, 'squatted');
+    key = createPrivateKey(readFileSync(keyFile));
   });
 
   afterEach(async () => {
@@ -532,23 +518,21 @@ describe('an agent facing a server on the relay address that cannot prove the ke
 
   it('closes a connection on which no welcome comes within HANDSHAKE_TIMEOUT_MS', async () => {
     // Upgrades, reads the hello, and says nothing (ws still answers pings).
-    server = new HostileRelay(() => undefined);
+    server = new HostileRelay(() => undefined, key);
     await server.listen('127.0.0.1');
     agent = startAgentProcess(`ws://127.0.0.1:${server.port}`, token, ['--no-watch']);
 
     const connection = await server.connection(0);
 
-    await until(
-      connection,
-      () => connection.closed,
-      'the agent to give up on the silent server',
-      HANDSHAKE_TIMEOUT_MS + 5_000,
-    );
+    await until(() => connection.closed, 'the agent to give up on the silent server', {
+      wakeOn: { emitter: connection, event: 'update' },
+      timeoutMs: HANDSHAKE_TIMEOUT_MS + 5_000,
+    });
   }, 30_000);
 
   it('dials again, rather than stopping, when a server that has not proved the key closes with 4002 (replaced)', async () => {
     // Only the relay that minted the token can replace this agent by a newer one.
-    server = new HostileRelay((ws) => ws.close(4002, 'PORTHOLE_ERR_REPLACED'));
+    server = new HostileRelay((ws) => ws.close(4002, 'PORTHOLE_ERR_REPLACED'), key);
     await server.listen('127.0.0.1');
     agent = startAgentProcess(`ws://127.0.0.1:${server.port}`, token, ['--no-watch']);
 
@@ -575,7 +559,7 @@ describe('an agent facing a server on the relay address that cannot prove the ke
           software: 'impostor',
         }),
       );
-    });
+    }, key);
     await server.listen('127.0.0.1');
     // At the default level: what a user sees. (The last --log-level wins over the helper's.)
     agent = startAgentProcess(`ws://127.0.0.1:${server.port}`, token, [
