@@ -256,7 +256,7 @@ describe('the status page while a login runs in a namespace', () => {
     }
   });
 
-  it('refuses the page, its events and its metrics to a caller in a container', async () => {
+  it('refuses the page, its events, its metrics and the agent list to a caller in a container', async () => {
     const { ns, relay } = await setUp();
     const base = `http://${ns.hostAddress}:${relay.port}`;
     // The relay's own health check answers the same caller: only the status routes refuse it.
@@ -265,7 +265,7 @@ describe('the status page while a login runs in a namespace', () => {
       ns.spawn(process.execPath, [
         '--input-type=module',
         '-e',
-        `for (const path of ['/', '/events', '/metrics', '/health']) {
+        `for (const path of ['/', '/events', '/metrics', '/api/agents', '/health']) {
           const res = await fetch('${base}' + path, { signal: AbortSignal.timeout(5000) });
           const answer = { path, status: res.status, type: res.headers.get('content-type') };
           console.log(JSON.stringify({ ...answer, body: (await res.text()).slice(0, 300) }));
@@ -275,18 +275,18 @@ describe('the status page while a login runs in a namespace', () => {
 
     expect(await client.exited, client.output).toBe(0);
 
-    const [page, events, metrics, health] = client.stdout.map(
+    const [page, events, metrics, agents, health] = client.stdout.map(
       (line) => JSON.parse(line) as { status: number; type: string; body: string },
     );
     const refusal = {
       status: 403,
       type: 'text/plain; charset=utf-8',
       body:
-        "porthole's status page, events and metrics answer only to the machine the relay " +
+        "porthole's status page, API and metrics answer only to the machine the relay " +
         `runs on: open http://localhost:${relay.port}/ in a browser there\n`,
     };
 
-    for (const answer of [page, events, metrics]) expect(answer).toMatchObject(refusal);
+    for (const answer of [page, events, metrics, agents]) expect(answer).toMatchObject(refusal);
     expect(health?.status).toBe(200);
     expect((await fetch(`${relay.url}/`)).status).toBe(200);
   });
@@ -488,19 +488,20 @@ describe('the status page, events and metrics of a relay with one mapped port', 
     expect(first).toMatch(/^retry: \d+\ndata: \{.*"agents":\[\{"name":"dev"/s);
   });
 
-  it('answers 421 to the page, the events, the metrics and the button for another host name', async () => {
+  it('answers 421 to the page, the events, the metrics, the agent list and the button for another host name', async () => {
     const foreign = { host: `rebound.example:${relay.port}` };
     const answers = await Promise.all([
       httpRequest(`${relay.url}/`, { headers: foreign }),
       httpRequest(`${relay.url}/events`, { headers: foreign }),
       httpRequest(`${relay.url}/metrics`, { headers: foreign }),
+      httpRequest(`${relay.url}/api/agents`, { headers: foreign }),
       httpRequest(`${relay.url}/api/logins/any/open`, {
         method: 'POST',
         headers: { ...foreign, origin: `http://${foreign.host}` },
       }),
     ]);
 
-    expect(answers.map((a) => a.status)).toEqual([421, 421, 421, 421]);
+    expect(answers.map((a) => a.status)).toEqual([421, 421, 421, 421, 421]);
     expect((await httpRequest(`${relay.url}/`, { headers: { host: 'localhost' } })).status).toBe(
       200,
     );

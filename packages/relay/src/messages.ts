@@ -60,6 +60,11 @@ export const messages = {
   openRefused: (name: string) =>
     `container "${name}" asked to open something that is not a web page`,
   openFailed: () => 'could not start a browser here: open the page above by hand',
+  statusRemotePeer: () =>
+    'refused the status page or API to a caller that is not on this machine (a container?)',
+  statusOnlyThisMachine: (url: string) =>
+    "porthole's status page, API and metrics answer only to the machine the relay runs on: " +
+    `open ${url} in a browser there\n`,
   statusWrongHost: () =>
     'refused a request for the status page addressed to another host name (DNS rebinding?)',
   statusOnlyHere: () =>

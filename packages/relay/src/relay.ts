@@ -115,8 +115,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     },
     monitor,
   );
-  const api = buildApi(logger, records, logins, key.privateKey, {
+  const api = buildApi(logger, records, key.privateKey, {
     hosts: options.hosts,
+    agentList: () => listAgents(records.values(), logins),
     scheme: options.tls === undefined ? 'http' : 'https',
     monitor,
     logins,
@@ -298,7 +299,6 @@ interface Api {
 function buildApi(
   logger: Logger,
   records: Map<string, AgentRecord>,
-  logins: LoginBook,
   privateKey: KeyObject,
   status: StatusRoutesOptions,
 ): Api {
@@ -328,22 +328,6 @@ function buildApi(
 
     return { proof: signRelayProof(privateKey, nonce, 'pre-token') };
   });
-  app.get('/api/agents', async () => ({
-    agents: [...records.values()].map((record) => ({
-      name: record.name,
-      status: record.connected ? 'connected' : 'reconnecting',
-      address: record.connection?.address ?? null,
-      connectedAt: record.connection?.connectedAt.toISOString() ?? null,
-      awaySince: record.awaySince?.toISOString() ?? null,
-      streams: record.connection?.streamCount ?? 0,
-      pendingLogins: logins.pending(record),
-      ports: [...record.ports.values()].map(({ sources, ...entry }) => ({
-        ...entry,
-        source: [...sources].at(-1),
-        sources: [...sources],
-      })),
-    })),
-  }));
 
   registerStatusRoutes(app, status);
 
@@ -411,4 +395,22 @@ function closeServer(server: Server): Promise<void> {
     server.close(() => resolve());
     server.closeIdleConnections();
   });
+}
+
+/** Each agent, its connection and its ports, as `GET /api/agents` lists them. */
+function listAgents(records: Iterable<AgentRecord>, logins: LoginBook): unknown[] {
+  return [...records].map((record) => ({
+    name: record.name,
+    status: record.connected ? 'connected' : 'reconnecting',
+    address: record.connection?.address ?? null,
+    connectedAt: record.connection?.connectedAt.toISOString() ?? null,
+    awaySince: record.awaySince?.toISOString() ?? null,
+    streams: record.connection?.streamCount ?? 0,
+    pendingLogins: logins.pending(record),
+    ports: [...record.ports.values()].map(({ sources, ...entry }) => ({
+      ...entry,
+      source: [...sources].at(-1),
+      sources: [...sources],
+    })),
+  }));
 }

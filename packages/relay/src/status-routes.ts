@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 
+import { ErrorCodes } from '@porthole/shared';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerDefault } from 'fastify';
 
 import type { BrowserOpener } from './browser-opener.js';
@@ -24,6 +25,8 @@ export interface StatusRoutesOptions {
   logins: LoginBook;
   opener: BrowserOpener;
   log: Logger;
+  /** Each agent with its ports, as `GET /api/agents` lists them. */
+  agentList: () => unknown[];
 }
 
 /**
@@ -48,16 +51,10 @@ export function isLoopbackPeer(address: string | undefined): boolean {
   return isIP(bare) !== 0 && addressScope(bare) === 'loopback';
 }
 
-const onlyFromThisMachine = (url: string) =>
-  "porthole's status page, events and metrics answer only to the machine the relay runs on: " +
-  `open ${url} in a browser there\n`;
-const REFUSED_REMOTE_PEER =
-  'refused the status page to a caller that is not on this machine (a container?)';
-
 /**
- * `GET /` (the status page), `GET /events` (its live feed), `GET /metrics` and
- * `POST /api/logins/:id/open` (open a login's page again): on the relay's own port, to callers
- * on this machine's loopback only.
+ * `GET /` (the status page), `GET /events` (its live feed), `GET /metrics`, `GET /api/agents`
+ * and `POST /api/logins/:id/open` (open a login's page again): on the relay's own port, to
+ * callers on this machine's loopback only.
  */
 export function registerStatusRoutes(app: RelayApp, options: StatusRoutesOptions): void {
   const { monitor, log } = options;
@@ -66,15 +63,19 @@ export function registerStatusRoutes(app: RelayApp, options: StatusRoutesOptions
     scope.addHook('onRequest', async (req, reply) => {
       const peer = req.socket.remoteAddress;
 
-      // The page names every container, its login sites and callback paths, and the feed has
+      // The page and the API name every container, its login sites and callback paths, and the feed has
       // a bounded number of places: the relay's address on a container bridge must hand
       // neither to the containers behind it.
       if (!isLoopbackPeer(peer)) {
-        log.warn({ path: req.routeOptions.url, peer }, REFUSED_REMOTE_PEER);
+        log.warn({ path: req.routeOptions.url, peer }, messages.statusRemotePeer());
         await reply
           .code(403)
           .type('text/plain; charset=utf-8')
-          .send(onlyFromThisMachine(`${options.scheme}://localhost:${req.socket.localPort}/`));
+          .send(
+            messages.statusOnlyThisMachine(
+              `${options.scheme}://localhost:${req.socket.localPort}/`,
+            ),
+          );
         return;
       }
 
@@ -89,7 +90,7 @@ export function registerStatusRoutes(app: RelayApp, options: StatusRoutesOptions
     );
     // No HEAD route: it would hold a subscriber open with nothing to send it.
     scope.get('/events', { exposeHeadRoute: false }, async (_req, reply) => {
-      if (monitor.feed.full) return reply.code(503).send({ error: 'PORTHOLE_ERR_TOO_MANY_PAGES' });
+      if (monitor.feed.full) return reply.code(503).send({ error: ErrorCodes.TOO_MANY_PAGES });
 
       reply.hijack();
       monitor.feed.subscribe(reply.raw);
@@ -100,6 +101,7 @@ export function registerStatusRoutes(app: RelayApp, options: StatusRoutesOptions
         .header('cache-control', 'no-store')
         .send(monitor.metricsText()),
     );
+    scope.get('/api/agents', async () => ({ agents: options.agentList() }));
     registerReopen(scope, options);
   });
 }

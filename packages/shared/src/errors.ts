@@ -39,6 +39,8 @@ export const ErrorCodes = {
   KEY_FILE: 'PORTHOLE_ERR_KEY_FILE',
   /** Something failed that should not have: a bug, reported without detail to the peer. */
   INTERNAL: 'PORTHOLE_ERR_INTERNAL',
+  /** As many status pages follow the relay's live feed as it serves: close one. */
+  TOO_MANY_PAGES: 'PORTHOLE_ERR_TOO_MANY_PAGES',
   /** A command-line option or environment variable has a value that cannot work. */
   INVALID_OPTION: 'PORTHOLE_ERR_INVALID_OPTION',
 } as const;
