@@ -1,13 +1,27 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { Namespace } from '../helpers/netns.js';
 import { freePort } from '../helpers/ports.js';
-import { AGENT_CLI } from '../helpers/processes.js';
-import { mintToken, type RelayProcess, startRelayProcess } from '../helpers/relay.js';
+import { AGENT_CLI, type Program } from '../helpers/processes.js';
+import { mintToken, type RelayProcess, startRelayProcess, tempDir } from '../helpers/relay.js';
 
 const SIGNAL_EXIT = fileURLToPath(new URL('../fixtures/signal-exit.mjs', import.meta.url));
+// Exits 4 on SIGINT, and says when it is ready for it.
+const SIGINT_EXIT =
+  "process.on('SIGINT', () => process.exit(4)); setInterval(() => undefined, 1000); " +
+  "console.log('running');";
+// Writes each argument to the running agent's hand-off socket as any program in the container
+// could, without going through `porthole-agent open`.
+const HAND_OFF_RAW =
+  "const net = require('node:net'); (async () => { for (const url of process.argv.slice(1)) {" +
+  "  await new Promise((done) => { const s = net.connect('\\0porthole-agent-open');" +
+  "    s.on('connect', () => s.write(url + '\\n')); s.on('data', () => s.end()); s.on('close', done);" +
+  '  }); } })();';
+const NOT_A_WEB_PAGE = /asked to open something that is not a web page/;
 
 interface ListedPort {
   hostPort: number;
@@ -36,15 +50,29 @@ describe('porthole-agent run and open in a namespace', () => {
     relayUrl = `ws://${ns.hostAddress}:${relay.port}`;
   });
 
+  // The agents share the namespace's hand-off socket: one left running would take the next
+  // test's pages.
+  let running: Program[] = [];
+
+  afterEach(async () => {
+    await Promise.all(running.map((program) => program.stop()));
+    running = [];
+  });
+
   afterAll(async () => {
     await relay?.program.stop();
     ns?.destroy();
   });
 
-  function run(command: string[]) {
-    return ns.spawn(process.execPath, [AGENT_CLI, 'run', '--relay', relayUrl, '--', ...command], {
-      PORTHOLE_TOKEN: token,
-    });
+  function run(command: string[]): Program {
+    const program = ns.spawn(
+      process.execPath,
+      [AGENT_CLI, 'run', '--relay', relayUrl, '--', ...command],
+      { PORTHOLE_TOKEN: token },
+    );
+
+    running.push(program);
+    return program;
   }
 
   it("exits with the wrapped command's status", async () => {
@@ -96,6 +124,111 @@ describe('porthole-agent run and open in a namespace', () => {
     );
     wrapped.child.kill('SIGTERM');
     await wrapped.exited;
+  });
+
+  it('exits 127 saying "command not found" for a command that does not exist', async () => {
+    const wrapped = run(['porthole-no-such-command']);
+
+    expect(await wrapped.exited).toBe(127);
+    expect(wrapped.output).toContain('porthole-agent: porthole-no-such-command: command not found');
+    expect(wrapped.output).not.toMatch(/unexpected error|ENOENT|\n\s+at /);
+  });
+
+  it('exits 126 saying "permission denied" for a file that is not executable', async () => {
+    const file = join(tempDir(), 'not-executable');
+
+    writeFileSync(file, '#!/bin/sh\nexit 0\n', { mode: 0o644 });
+
+    const wrapped = run([file]);
+
+    expect(await wrapped.exited).toBe(126);
+    expect(wrapped.output).toContain(`porthole-agent: ${file}: permission denied`);
+    expect(wrapped.output).not.toMatch(/unexpected error|EACCES|\n\s+at /);
+  });
+
+  it('passes SIGINT to the wrapped command and returns the status it exits with', async () => {
+    const wrapped = run([process.execPath, '-e', SIGINT_EXIT]);
+
+    await wrapped.waitForLine(/^running$/);
+    await wrapped.waitForLine(/connected to the relay/);
+    wrapped.child.kill('SIGINT');
+
+    expect(await wrapped.exited, wrapped.output).toBe(4);
+  });
+
+  it('keeps the relay token from the wrapped command, whose browser stand-ins still reach the relay', async () => {
+    const page = `https://login.example/authorize?client_id=c&state=t${Date.now()}`;
+    const wrapped = run([
+      'sh',
+      '-c',
+      `echo "token=\${PORTHOLE_TOKEN-unset}"; env; xdg-open '${page}' && echo opened && exec sleep 30`,
+    ]);
+
+    await wrapped.waitForLine(/^opened$/);
+    await relay.program.waitForLine((line) => line.includes(`Open this page to continue: ${page}`));
+
+    expect(wrapped.output).toContain('token=unset');
+    expect(wrapped.output).not.toContain(token);
+  });
+
+  it.each([
+    ['xdg-open with a word after the URL', (page: string) => `xdg-open '${page}' extra`],
+    ['$BROWSER with an option before the URL', (page: string) => `"$BROWSER" --new-tab '${page}'`],
+  ])('opens the page and exits 0 when run as %s', async (_how, command) => {
+    const page = `https://login.example/authorize?client_id=c&state=a${Date.now()}`;
+    const wrapped = run(['sh', '-c', `${command(page)}; echo "status=$?"; exec sleep 30`]);
+
+    await wrapped.waitForLine(/^status=/);
+    await relay.program.waitForLine((line) => line.includes(`Open this page to continue: ${page}`));
+
+    expect(wrapped.output).toContain('status=0');
+  });
+
+  it('opens a device-flow page, which names no callback, in the browser on the host', async () => {
+    const page = `https://login.example/device?user_code=WDJB-MJHT&n=${Date.now()}`;
+    const wrapped = run(['sh', '-c', `xdg-open '${page}' && echo opened && exec sleep 30`]);
+
+    await wrapped.waitForLine(/^opened$/);
+    await relay.program.waitForLine((line) => line.includes(`Open this page to continue: ${page}`));
+
+    expect(wrapped.output).not.toMatch(/a login will call back/);
+  });
+
+  it('makes the relay refuse a file: or javascript: URL that reaches the agent, and go on', async () => {
+    const refusedBefore = relay.program.lines.filter((l) => NOT_A_WEB_PAGE.test(l)).length;
+    const page = `https://login.example/after?n=${Date.now()}`;
+    const handOff = `'${process.execPath}' -e "$0" 'javascript:alert(1)' 'file:///etc/passwd'`;
+    const wrapped = run([
+      'sh',
+      '-c',
+      `${handOff} && xdg-open '${page}' && echo opened && exec sleep 30`,
+      HAND_OFF_RAW,
+    ]);
+
+    await wrapped.waitForLine(/^opened$/);
+    // The relay takes a container's requests in order: the two before this page are settled.
+    await relay.program.waitForLine((line) => line.includes(`Open this page to continue: ${page}`));
+
+    expect(relay.program.lines.filter((l) => NOT_A_WEB_PAGE.test(l))).toHaveLength(
+      refusedBefore + 2,
+    );
+    expect(relay.program.output).not.toMatch(/Open this page to continue: (javascript|file):/);
+  });
+
+  it('exits 2 with one line of usage on stderr when given nothing it can open', async () => {
+    const open = ns.spawn(process.execPath, [
+      AGENT_CLI,
+      'open',
+      '--new-tab',
+      'file:///etc/passwd',
+      'javascript:alert(1)',
+    ]);
+
+    expect(await open.exited).toBe(2);
+    expect(open.stdout.filter((l) => l !== '')).toEqual([]);
+    expect(open.lines.filter((l) => l !== '')).toEqual([
+      'porthole-agent: nothing to open: give an http or https URL (usage: porthole-agent open URL...)',
+    ]);
   });
 
   it('prints the URL and exits 0 when no agent runs in the namespace', async () => {

@@ -15,7 +15,26 @@ function quote(text: string): string {
   return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
-/** A folder of tiny browser stand-ins that all run `porthole-agent open URL`. */
+/**
+ * The pages among a browser stand-in's arguments. Callers add words of their own: a `BROWSER`
+ * entry may carry `--new-tab`, some tools give xdg-open more than the URL, and
+ * sensible-browser passes on whatever it got. Each http or https URL is a page; the rest,
+ * options included, is ignored: a browser on another machine can open nothing else (a file
+ * here), and a file:, javascript: or custom-scheme URL could start a program there.
+ */
+export function pagesToOpen(args: readonly string[]): string[] {
+  return args.filter((arg) => {
+    try {
+      const { protocol } = new URL(arg);
+
+      return protocol === 'http:' || protocol === 'https:';
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** A folder of tiny browser stand-ins that all run `porthole-agent open` with their arguments. */
 export interface BrowserShim {
   dir: string;
   /** The environment a wrapped command gets: BROWSER set, the shims first on PATH. */

@@ -13,7 +13,9 @@ import { Command, Option } from 'commander';
 
 import { Agent } from './agent.js';
 import { handOff } from './browser-handoff.js';
+import { pagesToOpen } from './browser-shim.js';
 import { createLogger } from './logger.js';
+import { messages } from './messages.js';
 import { collectMappings, resolveToken } from './options.js';
 import { parsePortRanges } from './port-watcher.js';
 import { runWrapped } from './run-command.js';
@@ -153,9 +155,22 @@ async function runCommand(command: string[], opts: AgentCliOptions): Promise<voi
   process.exit(status);
 }
 
-async function openUrl(url: string): Promise<void> {
-  if (!(await handOff(url))) {
-    process.stdout.write(`Open this page to continue: ${url}\n`);
+// Answers as a browser does: at once, and 0 once the pages are handed on. With no page among
+// the arguments it opened nothing, and says so with status 2, so that a caller that checks
+// (Python's and Rust's webbrowser do) prints the link itself or tries another browser.
+async function openPages(args: string[]): Promise<void> {
+  const pages = pagesToOpen(args);
+
+  if (pages.length === 0) {
+    process.stderr.write(`porthole-agent: ${messages.openUsage()}\n`);
+    process.exitCode = 2;
+    return;
+  }
+
+  for (const page of pages) {
+    if (!(await handOff(page))) {
+      process.stdout.write(`Open this page to continue: ${page}\n`);
+    }
   }
 }
 
@@ -183,8 +198,9 @@ withAgentOptions(
 
 program
   .command('open')
-  .description('open a URL in the browser on the relay side (what BROWSER and xdg-open run)')
-  .argument('<url>')
-  .action(openUrl);
+  .description('open web pages in the browser on the relay side (what BROWSER and xdg-open run)')
+  .argument('[url...]', 'http or https URLs; options and other arguments are ignored')
+  .allowUnknownOption()
+  .action(openPages);
 
 program.parseAsync().catch(fail);

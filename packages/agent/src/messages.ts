@@ -30,6 +30,12 @@ export const messages = {
   unprovenError: (code: string) =>
     `the server reported ${code} before proving it is the relay; not trusting its message`,
   relayError: (code: string, text: string) => `relay says: ${text} (${code})`,
+  // A path names one file; a bare name was looked up on PATH, as a shell says it.
+  commandNotFound: (file: string, isPath: boolean) =>
+    isPath ? `${file}: no such file or directory` : `${file}: command not found`,
+  commandNotStarted: (file: string, code: string) =>
+    code === 'EACCES' ? `${file}: permission denied` : `${file}: cannot be run (${code})`,
+  openUsage: () => 'nothing to open: give an http or https URL (usage: porthole-agent open URL...)',
 } as const;
 
 /** What the user should do when the relay refuses the token. */
