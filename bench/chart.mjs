@@ -9,7 +9,7 @@ const BAR_HEIGHT = 14;
 const BAR_GAP = 3;
 const GROUP_GAP = 14;
 const PANEL_TITLE = 42;
-const COLORS = { hops: '#8a8a8a', porthole: '#1f6fb4', ssh: '#c8452c' };
+const COLORS = { hops: '#8a8a8a', porthole: '#1f6fb4', baseline: '#8fb8de', ssh: '#c8452c' };
 
 /**
  * The chart for `summary`; `pathKeys` are the paths other than direct that have columns, and
@@ -47,15 +47,22 @@ export function ratioChart(figures, summary, pathKeys, caption) {
   ].join('\n');
 }
 
+// Entries side by side, each as wide as its label (about 7 px a character at this font size),
+// so that a long label, such as an earlier build's commit, does not run into the next.
 function legend(pathKeys) {
-  return pathKeys
-    .map((path, i) => {
-      const x = LABEL_WIDTH + i * 150;
+  let x = pathKeys.length > 3 ? 10 : LABEL_WIDTH;
 
-      return [
+  return pathKeys
+    .map((path) => {
+      const label = PATH_LABELS[path];
+      const entry = [
         `<rect x="${x}" y="12" width="12" height="12" fill="${COLORS[path]}"/>`,
-        `<text x="${x + 18}" y="22">${escape(PATH_LABELS[path])}</text>`,
+        `<text x="${x + 18}" y="22">${escape(label)}</text>`,
       ].join('');
+
+      x += 18 + label.length * 7 + 24;
+
+      return entry;
     })
     .join('\n');
 }

@@ -1,7 +1,9 @@
 // What the benchmark reports (figures) and the measurement steps that produce them. A step runs
 // once per path per round and yields one value for each of its figures.
 import { statSync } from 'node:fs';
+import os from 'node:os';
 
+import { elapsedUs, mainThreadTimes, slowestRequests, threadTimes, tunnelPids } from './cpu.mjs';
 import { measureFleet } from './fleet.mjs';
 import { concurrent, download, MIB, sequentialLatency, upload } from './measure.mjs';
 import { portholeBuild } from './porthole.mjs';
@@ -18,6 +20,7 @@ const CONCURRENT_TIMEOUT_MS = 30_000;
 export function defineFigures(config) {
   const mib = config.transferBytes / MIB;
   const [few, many] = config.concurrency;
+  const cores = `cores of ${os.cpus().length}`;
 
   return [
     {
@@ -32,8 +35,18 @@ export function defineFigures(config) {
       unit: 'ms',
       better: 'lower',
     },
+    { key: 'seqCpu', label: 'tunnel CPU per sequential request', unit: 'µs' },
+    {
+      key: 'tailMs',
+      label: `slowest 1% of ${config.sequential} more, accounted: mean`,
+      unit: 'ms',
+    },
+    { key: 'tailRun', label: '… on a CPU, all processes added up', unit: 'ms' },
+    { key: 'tailWait', label: '… waiting for a CPU, all processes added up', unit: 'ms' },
     { key: 'download', label: `download ${mib} MiB`, unit: 'MiB/s', better: 'higher' },
+    { key: 'downloadCores', label: 'CPU busy in the download, all processes', unit: cores },
     { key: 'upload', label: `upload ${mib} MiB`, unit: 'MiB/s', better: 'higher' },
+    { key: 'uploadCores', label: 'CPU busy in the upload, all processes', unit: cores },
     { key: 'fewWall', label: `${few} concurrent, wall time`, unit: 'ms', better: 'lower' },
     { key: 'fewErrors', label: `${few} concurrent, errors`, unit: 'sum', summary: 'sum' },
     { key: 'fewOverflows', label: `${few} concurrent, SYNs dropped`, unit: 'sum', summary: 'sum' },
@@ -77,13 +90,33 @@ export function defineSteps(config) {
 
   return [
     {
-      figures: ['p50', 'p99'],
+      figures: ['p50', 'p99', 'seqCpu'],
       async run(path) {
-        const r = await sequentialLatency(path.port, config.sequential, REQUEST_TIMEOUT_MS);
+        const pids = tunnelPids(path);
+        // Only before the first and after the last request: the timed requests run undisturbed.
+        const sample = (i) => (i === 0 || i === config.sequential ? threadTimes(pids) : null);
+        const r = await sequentialLatency(path.port, config.sequential, REQUEST_TIMEOUT_MS, sample);
+        const cpu = pids.length === 0 ? null : elapsedUs(r.samples[0], r.samples.at(-1));
         const note =
           r.connections > 0 ? `keep-alive broke: ${r.connections} new connections` : undefined;
 
-        return { values: { p50: r.p50, p99: r.p99 }, note };
+        return {
+          values: { p50: r.p50, p99: r.p99, seqCpu: (cpu?.runUs ?? NaN) / config.sequential },
+          note,
+        };
+      },
+    },
+    {
+      // A second pass that reads every process's scheduler times between requests: where the
+      // slowest requests spent their time, which the undisturbed pass above cannot tell.
+      figures: ['tailMs', 'tailRun', 'tailWait'],
+      async run(path) {
+        const pids = [process.pid, path.server.pid, ...tunnelPids(path)];
+        const r = await sequentialLatency(path.port, config.sequential, REQUEST_TIMEOUT_MS, () =>
+          mainThreadTimes(pids),
+        );
+
+        return { values: slowestRequests(r.times, r.samples) };
       },
     },
     transferStep('download', download, config.transferBytes),
@@ -136,7 +169,7 @@ export function defineScaleSteps(config) {
         const { bundle } = portholeBuild();
 
         if (bundle === null) {
-          return { values: {}, note: 'the one-file agent is not built: run `pnpm build`' };
+          return { values: {}, note: 'the one-file agent is not built: run `npm run build`' };
         }
 
         return { values: { bundleSize: statSync(bundle).size / 1024 } };
@@ -153,15 +186,28 @@ export function defineScaleSteps(config) {
   ];
 }
 
-// Byte counts are checked: a transfer that lost or gained bytes has no throughput.
+// Byte counts are checked: a transfer that lost or gained bytes has no throughput. The CPU time
+// of the client, the server and the tunnel over the transfer's wall time says how much of the
+// machine the path needed.
 function transferStep(key, transfer, bytes) {
-  return {
-    figures: [key],
-    async run(path) {
-      const r = await transfer(path.port, bytes, TRANSFER_TIMEOUT_MS);
+  const coresKey = `${key}Cores`;
 
-      if (r.complete) return { values: { [key]: r.mibPerSecond } };
-      return { values: { [key]: NaN }, note: `${key} moved ${r.received} of ${bytes} bytes` };
+  return {
+    figures: [key, coresKey],
+    async run(path) {
+      const pids = [process.pid, path.server.pid, ...tunnelPids(path)];
+      const before = threadTimes(pids);
+      const started = performance.now();
+      const r = await transfer(path.port, bytes, TRANSFER_TIMEOUT_MS);
+      const wallMs = performance.now() - started;
+      const cpu = elapsedUs(before, threadTimes(pids));
+      const cores = cpu === null ? NaN : cpu.runUs / 1000 / wallMs;
+
+      if (r.complete) return { values: { [key]: r.mibPerSecond, [coresKey]: cores } };
+      return {
+        values: { [key]: NaN, [coresKey]: NaN },
+        note: `${key} moved ${r.received} of ${bytes} bytes`,
+      };
     },
   };
 }

@@ -13,28 +13,33 @@ const WARMUP_REQUESTS = 20;
 
 /**
  * `count` small GETs one after the other over one keep-alive connection. Returns p50 and p99 in
- * ms and how many connections the measured requests opened (0 when keep-alive held).
+ * ms, each request's time, and how many connections the measured requests opened (0 when
+ * keep-alive held). `sample(i)` is called before the first measured request (i = 0) and after
+ * each (i = 1 … count), outside the timed part; what it returns is in `samples`.
  */
-export async function sequentialLatency(port, count, timeoutMs) {
+export async function sequentialLatency(port, count, timeoutMs, sample = () => null) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const times = [];
+  const samples = [];
   let connections = 0;
 
   try {
     for (let i = 0; i < WARMUP_REQUESTS; i += 1) await request(agent, port, '/small', timeoutMs);
 
+    samples.push(sample(0));
     for (let i = 0; i < count; i += 1) {
       const started = process.hrtime.bigint();
       const { reused } = await request(agent, port, '/small', timeoutMs);
 
       times.push(Number(process.hrtime.bigint() - started) / 1e6);
+      samples.push(sample(i + 1));
       if (!reused) connections += 1;
     }
   } finally {
     agent.destroy();
   }
 
-  return { p50: percentile(times, 50), p99: percentile(times, 99), connections };
+  return { p50: percentile(times, 50), p99: percentile(times, 99), connections, times, samples };
 }
 
 /** One GET on a connection of its own; returns its time in ms, from request to last byte. */

@@ -75,6 +75,13 @@ export async function startPaths({
     }
   }
 
+  // What the accounting of CPU time reads: the server every path ends at, and the processes of
+  // the path's own tunnel (direct has none).
+  for (const [key, path] of Object.entries(paths)) {
+    path.server = server.child;
+    path.tunnel = key === 'direct' ? [] : path.processes;
+  }
+
   return {
     paths,
     skipped,

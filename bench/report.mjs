@@ -99,13 +99,14 @@ function formatCell(cell) {
 }
 
 /**
- * The targets porthole aims at, each judged on the medians: { text, met } where met is true,
- * false, or null when a column it needs is missing. They inform; they never fail the run.
+ * The targets porthole aims at, each judged on the medians: { text, met, why } where met is
+ * true, false, or null when a column it needs is missing, and `why` says, for a missed target,
+ * what in this run's figures holds porthole back. They inform; they never fail the run.
  */
 export function verdict(summary, config) {
   const v = (figure, path) => summary[figure]?.[path]?.value ?? NaN;
   const checks = [];
-  const check = (text, unit, porthole, op, bound) => {
+  const check = (text, unit, porthole, op, bound, why = () => null) => {
     const known = Number.isFinite(porthole) && Number.isFinite(bound);
     const met = known ? (op === '≥' ? porthole >= bound : porthole <= bound) : null;
     const needs = `porthole ${formatNumber(porthole)} ${unit}, needs ${op} ${formatNumber(bound)}`;
@@ -113,46 +114,171 @@ export function verdict(summary, config) {
     checks.push({
       text: `${text} (${needs}${met === false ? shortfall(porthole, op, bound) : ''})`,
       met,
+      why: met === false ? (why() ?? 'nothing measured in this run explains it') : null,
     });
   };
+  const explain = explanations(v);
 
   for (const way of ['download', 'upload']) {
     const porthole = v(way, 'porthole');
+    const bounds = [
+      ['0.9× two plain hops', 0.9 * v(way, 'hops')],
+      ['0.4× direct', 0.4 * v(way, 'direct')],
+      ['2× ssh -R', 2 * v(way, 'ssh')],
+    ];
 
-    check(`${way} ≥ 0.9× two plain hops`, 'MiB/s', porthole, '≥', 0.9 * v(way, 'hops'));
-    check(`${way} ≥ 0.4× direct`, 'MiB/s', porthole, '≥', 0.4 * v(way, 'direct'));
-    check(`${way} ≥ 2× ssh -R`, 'MiB/s', porthole, '≥', 2 * v(way, 'ssh'));
+    for (const [name, bound] of bounds) {
+      check(`${way} ≥ ${name}`, 'MiB/s', porthole, '≥', bound, () =>
+        explain.throughput(way, name, bound),
+      );
+    }
   }
-  check('latency p50 ≤ ssh -R', 'ms', v('p50', 'porthole'), '≤', v('p50', 'ssh'));
-  check('latency p50 ≤ direct + 1 ms', 'ms', v('p50', 'porthole'), '≤', v('p50', 'direct') + 1);
-  check('latency p99 ≤ 3× direct', 'ms', v('p99', 'porthole'), '≤', 3 * v('p99', 'direct'));
+  check('latency p50 ≤ ssh -R', 'ms', v('p50', 'porthole'), '≤', v('p50', 'ssh'), () =>
+    explain.p50('ssh'),
+  );
+  check(
+    'latency p50 ≤ direct + 1 ms',
+    'ms',
+    v('p50', 'porthole'),
+    '≤',
+    v('p50', 'direct') + 1,
+    () => explain.p50('hops'),
+  );
+  const p99Bound = 3 * v('p99', 'direct');
+
+  check('latency p99 ≤ 3× direct', 'ms', v('p99', 'porthole'), '≤', p99Bound, () =>
+    explain.p99(p99Bound),
+  );
   check(
     `${config.concurrency[1]} concurrent without errors`,
     'errors',
     v('manyErrors', 'porthole'),
     '≤',
     0,
+    () => 'the notes from the run give the first error of each failed round',
   );
   check('relay memory per idle agent ≤ 64 KiB', 'KiB', v('fleetMemory', 'porthole'), '≤', 64);
-  check('agent idle RSS ≤ 50 MiB', 'MiB', v('agentRss', 'porthole'), '≤', 50);
-  check('agent connected ≤ 300 ms after start', 'ms', v('startMs', 'porthole'), '≤', 300);
+  check('agent idle RSS ≤ 50 MiB', 'MiB', v('agentRss', 'porthole'), '≤', 50, () =>
+    explain.bareNode('agentRss', 'MiB', 'resident after the same idle pause'),
+  );
+  check('agent connected ≤ 300 ms after start', 'ms', v('startMs', 'porthole'), '≤', 300, () =>
+    explain.bareNode('startMs', 'ms', 'from spawn to listening'),
+  );
   check('listen() → mirrored ≤ 250 ms, p50', 'ms', v('detect', 'porthole'), '≤', 250);
 
   return checks;
+}
+
+// What holds porthole back, each from figures of the same run; null where a figure it needs is
+// missing. `v(figure, path)` is a median.
+function explanations(v) {
+  const n = (value) => formatNumber(value);
+  const cores = os.cpus().length;
+  const busy = (way) => {
+    const porthole = v(`${way}Cores`, 'porthole');
+
+    if (!Number.isFinite(porthole)) return '';
+    return (
+      `; during the ${way} the client, the server, the relay and the agent together kept ` +
+      `${n(porthole)} of the ${cores} cores busy (two plain hops: ${n(v(`${way}Cores`, 'hops'))})` +
+      (porthole >= 0.9 * cores ? ', so more speed has to come from less CPU time per byte' : '')
+    );
+  };
+  const tunnelCpu = () => {
+    const cpu = (path) => v('seqCpu', path);
+
+    if (!Number.isFinite(cpu('porthole'))) return null;
+    return (
+      `per sequential request the relay and the agent ran ${n(cpu('porthole'))} µs on a CPU, ` +
+      `the two plain proxies ${n(cpu('hops'))} µs` +
+      (Number.isFinite(cpu('ssh')) ? `, sshd and ssh ${n(cpu('ssh'))} µs` : '') +
+      ': a sequential request waits for each hop’s work in turn'
+    );
+  };
+  const tail = (path) => {
+    const [ms, run, wait] = ['tailMs', 'tailRun', 'tailWait'].map((figure) => v(figure, path));
+
+    if (![ms, run, wait].every(Number.isFinite)) return null;
+    return `${n(ms)} ms on average, while its processes ran ${n(run)} ms and waited ${n(wait)} ms for a CPU, added up`;
+  };
+
+  return {
+    throughput(way, name, bound) {
+      const hops = v(way, 'hops');
+      const porthole = v(way, 'porthole');
+
+      if (!Number.isFinite(hops)) return null;
+      if (hops < bound) {
+        return (
+          `${name} = ${n(bound)} MiB/s is above the ${n(hops)} MiB/s that two bare Node proxy ` +
+          `hops reach here; porthole, two Node processes as well, carries ` +
+          `${(porthole / hops).toFixed(2)}× what they do${busy(way)}`
+        );
+      }
+
+      return (
+        `two bare Node proxy hops reach ${n(hops)} MiB/s here, so the difference is the ` +
+        `relay’s and agent’s own work${busy(way)}`
+      );
+    },
+    p50(other) {
+      const parts = [tunnelCpu()];
+
+      if (other === 'ssh' && v('p50', 'hops') > v('p50', 'ssh')) {
+        parts.push(`two bare Node proxy hops (p50 ${n(v('p50', 'hops'))} ms) are slower too`);
+      }
+      if (other === 'hops') parts.push(`two plain hops: p50 ${n(v('p50', 'hops'))} ms`);
+
+      return parts.every((part) => part === null) ? null : parts.filter(Boolean).join('; ');
+    },
+    p99(bound) {
+      const hops = v('p99', 'hops');
+      const parts = [];
+
+      if (Number.isFinite(hops)) {
+        parts.push(
+          `two bare Node proxy hops reach p99 ${n(hops)} ms here` +
+            (hops > bound ? ', above the bound as well' : ''),
+        );
+      }
+
+      const ours = tail('porthole');
+      const theirs = tail('hops');
+
+      if (ours !== null) {
+        parts.push(
+          'in the accounted pass the slowest 1% of requests through porthole (client, server, ' +
+            `relay, agent) took ${ours}` +
+            (theirs === null ? '' : `; through two plain hops they took ${theirs}`),
+        );
+      }
+
+      return parts.length === 0 ? null : parts.join('; ');
+    },
+    bareNode(figure, unit, what) {
+      const bare = v(figure, 'hops');
+
+      if (!Number.isFinite(bare)) return null;
+      return `a bare Node process (a fresh plain proxy) takes ${n(bare)} ${unit} ${what} here`;
+    },
+  };
 }
 
 // How far a missed target is: ": 12% short" of a lower bound, ": 12% over" an upper one.
 function shortfall(value, op, bound) {
   if (bound === 0) return '';
 
-  const off = Math.abs(value - bound) / Math.abs(bound);
+  const percent = (Math.abs(value - bound) / Math.abs(bound)) * 100;
 
-  return `: ${Math.round(off * 100)}% ${op === '≥' ? 'short' : 'over'}`;
+  return `: ${percent < 1 ? percent.toFixed(1) : Math.round(percent)}% ${op === '≥' ? 'short' : 'over'}`;
 }
 
-/** The verdict as text lines. */
+/** The verdict as text lines: a missed target has what holds it back on the line below. */
 export function verdictLines(checks) {
-  return checks.map((c) => `  ${verdictWord(c.met).padEnd(7)}  ${c.text}`);
+  return checks.flatMap((c) => [
+    `  ${verdictWord(c.met).padEnd(7)}  ${c.text}`,
+    ...(c.why === null ? [] : [`           held back: ${c.why}`]),
+  ]);
 }
 
 function verdictWord(met) {
@@ -192,6 +318,24 @@ function loadAverage(loads) {
   return loads.map((load) => load.toFixed(2)).join(' ');
 }
 
+// Facts of the design that every figure rests on; what this run measured stands under each
+// missed target.
+function heldBack() {
+  return [
+    'Every request and every byte crosses two processes that direct does not, the relay and the ' +
+      'agent: each is woken by the kernel, reads from one socket and writes to another, and ' +
+      'porthole adds its own frame header and a WebSocket header to each chunk it carries. The ' +
+      `client, the server, the relay and the agent share this machine's ${os.cpus().length} ` +
+      'cores, so the CPU time the tunnel needs is taken from the client and the server, and a ' +
+      'sequential request waits for each hop in turn. The two plain hops do the same socket work ' +
+      'without any framing: what they reach shows what two Node processes in the path cost here ' +
+      "before any of porthole's own work.",
+    '',
+    '`npm run bench -- --profile` writes CPU profiles of the relay, the agent and the two plain ' +
+      'proxies and lists where each spends its time, per small request and per 100 MiB.',
+  ];
+}
+
 /** The whole Markdown report. */
 export function markdownReport({
   build,
@@ -211,7 +355,7 @@ export function markdownReport({
   return [
     '# porthole benchmark',
     '',
-    `Run ${when} with \`pnpm bench\`: ${config.rounds} rounds in ${elapsedS.toFixed(0)} s.`,
+    `Run ${when} with \`npm run bench\`: ${config.rounds} rounds in ${elapsedS.toFixed(0)} s.`,
     '',
     `Measured ${build}.`,
     '',
@@ -232,7 +376,14 @@ export function markdownReport({
     '',
     '## Targets',
     '',
-    ...checks.map((c) => `- **${verdictWord(c.met)}**: ${c.text}`),
+    ...checks.map(
+      (c) =>
+        `- **${verdictWord(c.met)}**: ${c.text}${c.why === null ? '' : `. Held back: ${c.why}.`}`,
+    ),
+    '',
+    '## What holds porthole back',
+    '',
+    ...heldBack(),
     '',
     '## Method',
     '',
@@ -262,14 +413,27 @@ function methodLines(config) {
       '`--no-watch` where it has that flag, so that it carries the mapped port only); with ' +
       '`--baseline DIR` the same for the porthole built in checkout DIR; **ssh -R** ' +
       '(client → sshd forwarded port → ssh connection → `ssh -N -R` → server, OpenSSH defaults).',
-    '- A warm-up pass over every path comes first and is not counted, so that the JIT has ' +
-      'compiled the hot code of every Node process. Then rounds interleave the paths: each ' +
+    `- A warm-up pass over every path comes first and is not counted: ${config.warmupSequential} ` +
+      'sequential requests, then a shorter download, upload and burst of concurrent requests, so ' +
+      "that the JIT has compiled the hot code of every Node process (the relay's and agent's CPU " +
+      'time per small request was measured to settle only after about 10,000 requests, that of ' +
+      'the two plain proxies after about 5,000). Then rounds interleave the paths: each ' +
       'measurement runs on every path before the next one starts, and the order of the paths ' +
       'rotates from round to round, so that drift of the machine hits all paths alike.',
     `- Latency: ${config.sequential} sequential GETs of a 31-byte body over one keep-alive ` +
-      'connection after 20 warm-up requests; p50 and p99 per round.',
+      'connection after 20 warm-up requests; p50 and p99 per round. "Tunnel CPU per sequential ' +
+      'request" is the CPU time of every thread of the tunnel\'s processes over those requests ' +
+      '(from /proc/PID/task/TID/schedstat, read before the first and after the last) divided by ' +
+      `their count. Then ${config.sequential} more with accounting: between two requests the ` +
+      'client reads the scheduler statistics of the main thread of every process of the path ' +
+      '(client, server and tunnel: time on a CPU and time runnable but waiting for one); the ' +
+      '"accounted" rows are the mean time of the slowest 1% of these requests and the time all ' +
+      'those processes spent on a CPU and waiting for one during them, each added up over the ' +
+      'processes (on a sequential request they mostly take turns, but their times can overlap).',
     `- Throughput: one ${mib} MiB download and one ${mib} MiB upload per round, from request to ` +
-      'last byte; byte counts are checked and a transfer with a wrong count has no figure.',
+      'last byte; byte counts are checked and a transfer with a wrong count has no figure. ' +
+      '"CPU busy" is the CPU time of every thread of the client, the server and the tunnel during ' +
+      'the transfer divided by its wall time: how many cores the path kept busy.',
     `- Concurrency: ${few} and ${many} GETs started at once, each on its own connection (an ` +
       'http.Agent with enough sockets); wall time until the last one settled. "SYNs dropped" ' +
       "counts the kernel's ListenOverflows during the burst: a listener's accept queue was full " +

@@ -1,11 +1,12 @@
-// pnpm bench [--quick] [--rounds N] [--baseline DIR] [--profile]
+// npm run bench -- [--quick] [--rounds N] [--baseline DIR] [--profile]
 //
 // Measures the same client against four paths to the same server (direct, two plain hops,
 // porthole, ssh -R), interleaved round by round, and prints one table. --baseline DIR adds a
 // fifth path: the porthole built in another checkout (an earlier commit), for before and after
-// figures from one run. A full run also writes
-// bench/results/latest.md and bench/results/ratios.svg. --profile instead runs throughput only,
-// with CPU profiles of the relay, the agent and the plain proxies written under /tmp.
+// figures from one run. A full run also writes bench/results/latest.md and
+// bench/results/ratios.svg. --profile instead runs sequential requests and transfers through
+// porthole and the two plain hops, with CPU profiles of every Node process written under the
+// system's temporary directory.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -19,7 +20,7 @@ import { defineFigures, defineScaleSteps, defineSteps } from './figures.mjs';
 import { concurrent, download, MIB, sequentialLatency, upload } from './measure.mjs';
 import { PATH_KEYS, PATH_LABELS, startPaths } from './paths.mjs';
 import { portholeBuild } from './porthole.mjs';
-import { profileLines, summarizeProfiles } from './profile.mjs';
+import { profileRun } from './profile.mjs';
 import {
   buildDescription,
   countFigures,
@@ -34,22 +35,24 @@ import {
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS_DIR = fileURLToPath(new URL('results/', import.meta.url));
 
-// Transfers each way per path in a --profile run: enough for steady state to outweigh start-up.
-const PROFILE_ROUNDS = 4;
-
-const USAGE = `Usage: pnpm bench [--quick] [--rounds N] [--baseline DIR] [--profile]
+const USAGE = `Usage: npm run bench -- [--quick] [--rounds N] [--baseline DIR] [--profile]
 
   --quick          3 short rounds, under a minute; prints the table, writes no report
   --rounds N       rounds to run (1 to 50)
   --baseline DIR   also measure the porthole built in checkout DIR, side by side
-  --profile        throughput only, with CPU profiles of every Node process under /tmp
+  --profile        latency and throughput through porthole and the two plain hops only,
+                   with CPU profiles of every Node process in a temporary directory
 `;
 
-const WARMUP = { sequential: 500, transferBytes: 20 * MIB, concurrency: 200 };
+const WARMUP = { transferBytes: 20 * MIB, concurrency: 200 };
 
 const CONFIGS = {
   full: {
     rounds: 9,
+    // Measured: the relay's and agent's CPU time per small request settles only after about
+    // 10,000 of them (the JIT keeps optimizing until then); two plain hops settle after about
+    // 5,000. Fewer would measure porthole warming up, not porthole.
+    warmupSequential: 10_000,
     sequential: 1000,
     transferBytes: 100 * MIB,
     concurrency: [200, 1000],
@@ -61,6 +64,7 @@ const CONFIGS = {
   },
   quick: {
     rounds: 3,
+    warmupSequential: 1000,
     sequential: 200,
     transferBytes: 20 * MIB,
     concurrency: [200, 1000],
@@ -173,8 +177,8 @@ async function benchRun(config, tmp) {
     await close();
   }
 
-  const summary = summarize(figures, outcome.results, PATH_KEYS);
-  const rows = tableRows(figures, summary, PATH_KEYS);
+  const summary = summarize(figures, outcome.results, columnKeys(config));
+  const rows = tableRows(figures, summary, columnKeys(config));
   const checks = verdict(summary, config);
 
   printTable(config, outcome, rows, checks, skipped);
@@ -197,6 +201,12 @@ async function benchRun(config, tmp) {
   process.stdout.write(`bench: ${countFigures(summary)} figures\n`);
 }
 
+// The table's columns: every path, also one that was skipped (its column says so with dashes),
+// except the earlier build, which exists only when --baseline names one.
+function columnKeys(config) {
+  return PATH_KEYS.filter((key) => key !== 'baseline' || config.baselineRoot !== undefined);
+}
+
 /**
  * Runs every step on every path, round after round. Within a round each step runs on all paths
  * before the next step starts, and the path order rotates per round, so that slow drift of the
@@ -208,7 +218,7 @@ async function runRounds(config, paths, pathKeys, started) {
   const notes = [];
   let roundsRun = 0;
 
-  await warmUp(paths, pathKeys, notes);
+  await warmUp(config, paths, pathKeys, notes);
 
   for (let round = 0; round < config.rounds; round += 1) {
     if (performance.now() - started > config.budgetMs) {
@@ -254,12 +264,12 @@ async function runScaleSteps(config, context, { results, notes }) {
 
 // One pass over every path that is not counted: the JIT compiles the hot code of every Node
 // process on the way and connection pools exist, so the first counted round is not the slowest.
-async function warmUp(paths, pathKeys, notes) {
+async function warmUp(config, paths, pathKeys, notes) {
   for (const key of pathKeys) {
     const { port } = paths[key];
 
     try {
-      await sequentialLatency(port, WARMUP.sequential, 10_000);
+      await sequentialLatency(port, config.warmupSequential, 10_000);
       await download(port, WARMUP.transferBytes, 60_000);
       await upload(port, WARMUP.transferBytes, 60_000);
       await concurrent(port, WARMUP.concurrency, 30_000);
@@ -323,7 +333,7 @@ function printTable(config, outcome, rows, checks, skipped) {
 function writeReport(run) {
   const { figures, summary, pathKeys, roundsRun } = run;
   const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  const caption = `pnpm bench, ${when}: medians of ${roundsRun} rounds; ×1 is direct (client straight to the server)`;
+  const caption = `npm run bench, ${when}: medians of ${roundsRun} rounds; ×1 is direct (client straight to the server)`;
 
   mkdirSync(RESULTS_DIR, { recursive: true });
   writeFileSync(
@@ -353,39 +363,6 @@ function sshVersion() {
   const result = spawnSync('ssh', ['-V'], { encoding: 'utf8', timeout: 5000 });
 
   return result.stderr?.trim() || 'ssh: not found';
-}
-
-/**
- * Throughput only, through porthole and the two plain hops, with every Node process of both
- * writing a CPU profile under /tmp; then the top functions by self time of each process.
- */
-async function profileRun(config, tmp) {
-  const profileDir = mkdtempSync('/tmp/porthole-bench-prof-');
-  const { paths, close } = await startPaths({
-    tmp,
-    idleMs: config.idleMs,
-    profileDir,
-    only: ['hops', 'porthole'],
-  });
-
-  try {
-    for (const key of ['hops', 'porthole']) {
-      for (let i = 0; i < PROFILE_ROUNDS; i += 1) {
-        const down = await download(paths[key].port, config.transferBytes, 180_000);
-        const up = await upload(paths[key].port, config.transferBytes, 180_000);
-
-        process.stdout.write(
-          `${PATH_LABELS[key]}: download ${down.mibPerSecond.toFixed(0)} MiB/s, upload ${up.mibPerSecond.toFixed(0)} MiB/s\n`,
-        );
-      }
-    }
-  } finally {
-    // The processes write their profiles as they exit.
-    await close();
-  }
-
-  process.stdout.write(`\nCPU profiles in ${profileDir}; self time per process:\n`);
-  process.stdout.write(`${profileLines(summarizeProfiles(profileDir)).join('\n')}\n`);
 }
 
 main().catch((err) => {
