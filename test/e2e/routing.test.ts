@@ -6,7 +6,12 @@ import { httpRequest } from '../helpers/http-client.js';
 import { Namespace } from '../helpers/netns.js';
 import { freePort } from '../helpers/ports.js';
 import { AGENT_CLI, type Program } from '../helpers/processes.js';
-import { mintToken, type RelayProcess, startRelayProcess } from '../helpers/relay.js';
+import {
+  mintToken,
+  type RelayProcess,
+  startRelayProcess,
+  waitForMirror,
+} from '../helpers/relay.js';
 
 const APP = fileURLToPath(new URL('../fixtures/container-app.mjs', import.meta.url));
 
@@ -85,5 +90,63 @@ describe('two containers listening on the same port', () => {
     expect(requestsOf(first, '/auth/callback')).toBe(1);
     expect(requestsOf(first, '/success')).toBe(1);
     expect(requestsOf(second, '/auth/callback') + requestsOf(second, '/success')).toBe(0);
+  });
+});
+
+describe("the relay's fixed /oauth/callback", () => {
+  let ns: Namespace;
+  let relay: RelayProcess;
+  let app: Program;
+  let agent: Program;
+  let appPort: number;
+
+  beforeAll(async () => {
+    ns = Namespace.create();
+    relay = await startRelayProcess({ args: ['--host', ns.hostAddress, '--no-open'] });
+    app = ns.spawn(process.execPath, [APP, '127.0.0.1', '0']);
+    appPort = Number(/listening (\d+)/.exec(await app.waitForLine(/listening/))?.[1]);
+    agent = ns.spawn(
+      process.execPath,
+      [
+        AGENT_CLI,
+        '--relay',
+        `ws://${ns.hostAddress}:${relay.port}`,
+        '--map',
+        `${relay.port}:${appPort}`,
+      ],
+      { PORTHOLE_TOKEN: await mintToken(relay.keyFile, 'fixed') },
+    );
+    await waitForMirror(relay.url, relay.port);
+  });
+
+  afterAll(async () => {
+    await agent?.stop();
+    await app?.stop();
+    await relay?.program.stop();
+    ns?.destroy();
+  });
+
+  it('goes to the container port that --map names for the relay port, with no login registered', async () => {
+    const res = await httpRequest(
+      `http://localhost:${relay.port}/oauth/callback?code=c&state=unregistered`,
+    );
+
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe(
+      'container app got GET /oauth/callback?code=c&state=unregistered',
+    );
+  });
+
+  it('answers 503 on a relay that no agent maps its port for', async () => {
+    const bare = await startRelayProcess();
+
+    try {
+      const res = await httpRequest(`http://localhost:${bare.port}/oauth/callback?code=c&state=s`);
+
+      expect(res.status).toBe(503);
+      expect(res.body.toString()).toContain(`No container serves port ${bare.port}`);
+    } finally {
+      await bare.program.stop();
+    }
   });
 });
