@@ -453,7 +453,7 @@ describe('a relay told to stop', () => {
 
     expect(JSON.parse(lost)).toMatchObject({
       code: CloseCodes.RELAY_SHUTDOWN,
-      msg: expect.stringContaining('PORTHOLE_RELAY_SHUTDOWN'),
+      msg: expect.stringMatching(/PORTHOLE_(ERR_)?RELAY_SHUTDOWN/),
     });
     await agent.stop();
     await server.close();
