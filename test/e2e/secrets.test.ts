@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -131,6 +131,59 @@ describe('the relay key on a file system that cannot take it', () => {
       expect(readdirSync(readOnly)).toEqual([]);
     },
   );
+});
+
+describe('porthole-relay token', () => {
+  function token(args: string[], env: NodeJS.ProcessEnv = {}): Program {
+    return new Program(process.execPath, [RELAY_CLI, 'token', ...args], env);
+  }
+
+  // A typo in the path must not mint a token signed by a brand-new key that no relay holds.
+  it('refuses a --key-file that does not exist instead of creating a key there', async () => {
+    const file = join(tempDir(), 'relay-kye.pem');
+    const program = token(['--name', 'dev', '--key-file', file]);
+
+    expect(await program.exited).toBe(1);
+    expect(program.stdout.filter((line) => line !== '')).toEqual([]);
+    expect(printed(program)).toEqual([
+      `porthole-relay: key file ${file}: does not exist: name the key file the relay runs with ` +
+        '(a new key would sign tokens that no relay accepts)',
+    ]);
+    expect(existsSync(file)).toBe(false);
+    expect(readdirSync(dirname(file))).toEqual([]);
+  });
+
+  it('refuses a PORTHOLE_KEY_FILE that does not exist the same way', async () => {
+    const file = join(tempDir(), 'missing', 'relay-key.pem');
+    const program = token(['--name', 'dev'], { PORTHOLE_KEY_FILE: file });
+
+    expect(await program.exited).toBe(1);
+    expect(program.output).toContain(`key file ${file}: does not exist`);
+    expect(existsSync(dirname(file))).toBe(false);
+  });
+
+  // A user may mint a token before the relay first starts: both then use the default key.
+  it('creates the default key file when none is named, and the relay then accepts it', async () => {
+    const config = tempDir();
+    const program = token(['--name', 'early'], { XDG_CONFIG_HOME: config });
+
+    expect(await program.exited).toBe(0);
+
+    const defaultFile = join(config, 'porthole', 'relay-key.pem');
+
+    expect(statSync(defaultFile).mode & 0o777).toBe(0o600);
+
+    const relay = await startRelayProcess({ keyFile: defaultFile });
+
+    try {
+      const agent = startAgentProcess(relay.wsUrl, program.stdout.join(''), ['--no-watch']);
+
+      await agent.waitForLine(/connected to the relay/);
+      await agent.stop();
+    } finally {
+      await relay.program.stop();
+    }
+  });
 });
 
 describe('logs at debug level', () => {

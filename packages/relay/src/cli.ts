@@ -125,10 +125,18 @@ async function serve(opts: ServeOptions): Promise<void> {
   process.on('SIGTERM', stop);
 }
 
-async function token(opts: { name: string; ttl: string; keyFile: string }): Promise<void> {
+async function token(
+  opts: { name: string; ttl: string; keyFile: string },
+  command: Command,
+): Promise<void> {
   const ttlMs = parseTtl(opts.ttl);
   const name = checkAgentName(opts.name);
-  const key = await loadOrCreateRelayKey(opts.keyFile);
+  // A key file named by hand that is not there is most likely a typo: a new key there would
+  // sign a token that no relay accepts. Only the default one is created, so that a token can
+  // be minted before the relay's first start.
+  const named =
+    command.getOptionValueSource('keyFile') !== 'default' && opts.keyFile !== defaultKeyFile();
+  const key = await loadOrCreateRelayKey(opts.keyFile, { create: !named });
 
   const token = await mintAgentToken({ privateKey: key.privateKey, name, ttlMs });
 
