@@ -247,7 +247,7 @@ describe('porthole-relay reads its port', () => {
 
 describe('porthole-relay token', () => {
   it('prints exactly one line on stdout: the token, a JWT', async () => {
-    const program = relay(['token', '--name', 'dev', '--key-file', keyFile()]);
+    const program = relay(['token', '--name', 'dev'], { XDG_CONFIG_HOME: tempDir() });
 
     expect(await program.exited).toBe(0);
     expect(program.stdout).toHaveLength(1);
@@ -255,7 +255,7 @@ describe('porthole-relay token', () => {
   });
 
   it('refuses a --ttl that is not a duration', async () => {
-    const program = relay(['token', '--ttl', 'soon', '--key-file', keyFile()]);
+    const program = relay(['token', '--ttl', 'soon'], { XDG_CONFIG_HOME: tempDir() });
 
     expect(await program.exited).toBe(1);
     expect(program.output).toContain('--ttl "soon" is not a duration');
@@ -263,7 +263,7 @@ describe('porthole-relay token', () => {
   });
 
   it('refuses a --name that is not a valid agent name', async () => {
-    const program = relay(['token', '--name', 'bad name!', '--key-file', keyFile()]);
+    const program = relay(['token', '--name', 'bad name!'], { XDG_CONFIG_HOME: tempDir() });
 
     expect(await program.exited).toBe(1);
     expect(program.output).toContain('agent name "bad name!" must be 1 to 63 letters');

@@ -1,6 +1,7 @@
-import { mkdtempSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { AGENT_CLI, Program, RELAY_CLI } from './processes.js';
 
@@ -54,8 +55,14 @@ export async function startRelayProcess(
   return { program, port, keyFile, url: `http://${host}:${port}`, wsUrl: `ws://${host}:${port}` };
 }
 
-/** Mints a token with the relay's key through `porthole-relay token`. */
+/**
+ * Mints a token with the relay's key through `porthole-relay token`. A key file that does not
+ * exist yet is created first, as the relay would on its first start: `token` refuses to make
+ * one at a path it is given.
+ */
 export async function mintToken(keyFile: string, name = 'dev', ttl = '1h'): Promise<string> {
+  if (!existsSync(keyFile)) writeKeyFile(keyFile);
+
   const program = new Program(process.execPath, [
     RELAY_CLI,
     'token',
@@ -113,4 +120,12 @@ export async function waitForMirror(
   }
 
   throw new Error(`host port ${hostPort} was not mirrored within ${timeoutMs} ms`);
+}
+
+/** Writes a fresh Ed25519 relay key where the relay would keep it (0600, in a 0700 folder). */
+export function writeKeyFile(keyFile: string): void {
+  const { privateKey } = generateKeyPairSync('ed25519');
+
+  mkdirSync(dirname(keyFile), { recursive: true, mode: 0o700 });
+  writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
 }
