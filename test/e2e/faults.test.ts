@@ -136,36 +136,45 @@ describe('faults on the container side', () => {
     expect(await metric(relay.url, 'porthole_streams_open')).toBe(0);
   });
 
-  it('answers /oauth/callback with 502 when the agent is killed before the container answered', async () => {
-    // A listener that takes the request and never answers: the agent dies before it does.
-    const heard: string[] = [];
-    const silent = createServer((req) => heard.push(`${req.method} ${req.url}`));
+  it.each([
+    ['/oauth/callback on the relay port', 'fixed'],
+    ['a mirrored port', 'mirrored'],
+  ] as const)(
+    'answers a request on %s with a 502 page when the agent is killed before the container answered',
+    async (_where, kind) => {
+      // A listener that takes the request and never answers: the agent dies before it does.
+      const heard: string[] = [];
+      const silent = createServer((req) => heard.push(`${req.method} ${req.url}`));
 
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
 
-    const agent = startAgentProcess(relay.wsUrl, token, [
-      '--map',
-      `${relay.port}:${(silent.address() as AddressInfo).port}`,
-    ]);
+      const hostPort = kind === 'fixed' ? relay.port : await freePort();
+      const agent = startAgentProcess(relay.wsUrl, token, [
+        '--map',
+        `${hostPort}:${(silent.address() as AddressInfo).port}`,
+      ]);
 
-    try {
-      await waitForMirror(relay.url, relay.port);
+      try {
+        await waitForMirror(relay.url, hostPort);
 
-      const answer = httpRequest(`http://localhost:${relay.port}/oauth/callback?code=c`);
+        const path = kind === 'fixed' ? '/oauth/callback' : '/callback';
+        const answer = httpRequest(`http://localhost:${hostPort}${path}?code=c`);
 
-      await until(() => heard.length === 1);
-      await agent.stop('SIGKILL');
+        await until(() => heard.length === 1);
+        await agent.stop('SIGKILL');
 
-      const res = await answer;
+        const res = await answer;
 
-      expect(res.status).toBe(502);
-      expect(res.headers['content-type']).toMatch(/^text\/html/);
-    } finally {
-      await agent.stop('SIGKILL');
-      silent.closeAllConnections();
-      silent.close();
-    }
-  });
+        expect(res.status).toBe(502);
+        expect(res.headers['content-type']).toMatch(/^text\/html/);
+        expect(res.body.toString()).toContain('The container went away');
+      } finally {
+        await agent.stop('SIGKILL');
+        silent.closeAllConnections();
+        silent.close();
+      }
+    },
+  );
 
   it('ends the browser response when the container closes the port mid-stream, and goes on', async () => {
     const hostPort = await freePort();

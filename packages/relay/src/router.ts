@@ -4,8 +4,10 @@ import type { Socket } from 'node:net';
 import {
   bridge,
   describeTarget,
+  ErrorCodes,
   FOLLOW_UP_MS,
   MAX_PENDING_CONNECTIONS,
+  PortholeError,
   ResetReason,
   StreamResetError,
   type TunnelStream,
@@ -156,7 +158,7 @@ export class Router {
       peeked.kind === 'http' && !mapped ? closeAfterAnswer(peeked.bytes) : peeked.bytes,
     );
     this.#events.bytes.toContainer += peeked.bytes.length;
-    this.#bridge(socket, target);
+    this.#bridge(socket, target, peeked.kind === 'http');
     countRequestBytes(socket, this.#events.bytes);
     watchResponse(target.stream, trace, this.#events.bytes, head !== undefined);
   }
@@ -280,9 +282,14 @@ export class Router {
     );
   }
 
-  #bridge(socket: Socket, { claim, stream, trace }: Target): void {
+  // A browser whose request got no answer at all is told why in a page; another protocol, or a
+  // response cut short, can only see its connection end.
+  #bridge(socket: Socket, { claim, stream, trace }: Target, http: boolean): void {
     bridge(socket, stream, (err) => {
-      const page = stream.bytesReceived === 0 ? this.#pageForReset(claim, err) : null;
+      const unanswered = stream.bytesReceived === 0;
+      const page = unanswered
+        ? (this.#pageForReset(claim, err) ?? (http ? failurePage(err) : null))
+        : null;
 
       if (page !== null && socket.writable) {
         trace.settle(resultOfFailure(err), page.status);
@@ -326,7 +333,7 @@ export class Router {
       if (res.headersSent) {
         res.destroy();
       } else {
-        const page = this.#pageForReset(claim, err) ?? CLOSED_PAGE;
+        const page = this.#pageForReset(claim, err) ?? failurePage(err);
 
         trace.settle(resultOfFailure(err), page.status);
         sendPage(res, page);
@@ -381,6 +388,20 @@ const CLOSED_PAGE: Page = {
   detail: 'No answer came back from the container.',
   hint: 'The tool in the container may have stopped: look at its output there, then start the login again.',
 };
+
+const AGENT_GONE_PAGE: Page = {
+  status: 502,
+  title: 'The container went away',
+  detail: "The connection to the container's porthole agent was lost before an answer came back.",
+  hint: 'If a login was in progress, start it again once the container is back.',
+};
+
+// The page for a request that failed with no answer and no reset from the agent.
+function failurePage(err: Error): Page {
+  return err instanceof PortholeError && err.code === ErrorCodes.TUNNEL_CLOSED
+    ? AGENT_GONE_PAGE
+    : CLOSED_PAGE;
+}
 
 function sendPage(res: ServerResponse, page: Page): void {
   const body = pageBody(page);
