@@ -171,6 +171,28 @@ describe('porthole-agent run and open in a namespace', () => {
     expect(wrapped.output).not.toContain(token);
   });
 
+  it("lets a command run as another user open pages, but not read the agent's environment", async () => {
+    const page = `https://login.example/authorize?client_id=c&state=u${Date.now()}`;
+    const wrapped = run([
+      'runuser',
+      '-u',
+      'nobody',
+      '--',
+      'sh',
+      '-c',
+      // runuser waits for its command: the agent is the parent of the shell's parent.
+      `agent=$(cut -d' ' -f4 /proc/$PPID/stat); tr '\\0' ' ' < /proc/$agent/cmdline; echo; ` +
+        `tr '\\0' '\\n' < /proc/$agent/environ; xdg-open '${page}' && echo opened && exec sleep 30`,
+    ]);
+
+    await wrapped.waitForLine(/^opened$/);
+    await relay.program.waitForLine((line) => line.includes(`Open this page to continue: ${page}`));
+
+    expect(wrapped.output).toContain(`${AGENT_CLI} run --relay`);
+    expect(wrapped.output).toMatch(/environ: Permission denied/);
+    expect(wrapped.output).not.toContain(token);
+  });
+
   it.each([
     ['xdg-open with a word after the URL', (page: string) => `xdg-open '${page}' extra`],
     ['$BROWSER with an option before the URL', (page: string) => `"$BROWSER" --new-tab '${page}'`],

@@ -47,6 +47,10 @@ export async function createBrowserShim(
   env: NodeJS.ProcessEnv,
 ): Promise<BrowserShim> {
   const dir = await mkdtemp(join(tmpdir(), 'porthole-browser-'));
+
+  // A command run as another user than the agent (so that it cannot read the agent's token)
+  // still needs its browser; the stand-ins hold nothing but two paths.
+  await chmod(dir, 0o755);
   const script = `#!/bin/sh\nexec ${quote(process.execPath)} ${quote(agentCli)} open "$@"\n`;
 
   for (const name of [BROWSER_SCRIPT, ...BROWSER_COMMANDS]) {
