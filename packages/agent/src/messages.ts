@@ -46,7 +46,7 @@ export function tokenAdvice(code: string): string {
       : code === 'PORTHOLE_ERR_TOKEN_MISSING'
         ? 'no token was sent'
         : code === 'PORTHOLE_ERR_TOKEN_INVALID'
-          ? 'the token is not one this relay accepts (minted by another relay, damaged, or not a porthole token)'
+          ? 'the token is damaged or is not a porthole agent token'
           : `the relay refused the token (${code})`;
 
   return (
