@@ -462,7 +462,7 @@ describe('a relay told to stop', () => {
 
     expect(JSON.parse(lost)).toMatchObject({
       code: CloseCodes.RELAY_SHUTDOWN,
-      msg: expect.stringMatching(/PORTHOLE_(ERR_)?RELAY_SHUTDOWN/),
+      msg: expect.stringMatching(/PORTHOLE_ERR_RELAY_SHUTDOWN/),
     });
     await agent.stop();
     await server.close();

@@ -61,15 +61,15 @@ export class AgentEndpoint {
     const path = (req.url ?? '').split('?', 1)[0];
 
     if (path !== AGENT_PATH) {
-      reject(socket, 404, 'PORTHOLE_ERR_NOT_FOUND');
+      reject(socket, 404, ErrorCodes.NOT_FOUND);
       return;
     }
 
     // Browsers always send Origin on a WebSocket upgrade and agents never do: refusing it stops
     // a web page (possibly reached through DNS rebinding) from talking to the relay.
     if (req.headers.origin !== undefined) {
-      this.#events.authRefused('PORTHOLE_ERR_ORIGIN');
-      reject(socket, 403, 'PORTHOLE_ERR_ORIGIN');
+      this.#events.authRefused(ErrorCodes.ORIGIN);
+      reject(socket, 403, ErrorCodes.ORIGIN);
       return;
     }
 

@@ -284,7 +284,7 @@ class AgentHub {
 
   closeAll(): void {
     for (const record of this.records.values()) {
-      record.connection?.close(CloseCodes.RELAY_SHUTDOWN, 'PORTHOLE_RELAY_SHUTDOWN');
+      record.connection?.close(CloseCodes.RELAY_SHUTDOWN, ErrorCodes.RELAY_SHUTDOWN);
       record.release();
     }
   }

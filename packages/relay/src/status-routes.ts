@@ -116,12 +116,12 @@ function registerReopen(scope: FastifyInstance, options: StatusRoutesOptions): v
     async (req, reply) => {
       if (!isSameOrigin(req, options.scheme)) {
         options.log.warn(messages.statusForeignOrigin());
-        return reply.code(403).send({ error: 'PORTHOLE_ERR_ORIGIN' });
+        return reply.code(403).send({ error: ErrorCodes.ORIGIN });
       }
 
       const page = options.logins.pageOf(req.params.id);
 
-      if (page === undefined) return reply.code(404).send({ error: 'PORTHOLE_ERR_NOT_FOUND' });
+      if (page === undefined) return reply.code(404).send({ error: ErrorCodes.NOT_FOUND });
 
       options.log.info({ agent: page.agent }, messages.statusReopen(page.agent));
       await options.opener.open(page.agent, page.url);

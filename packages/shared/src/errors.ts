@@ -39,6 +39,12 @@ export const ErrorCodes = {
   KEY_FILE: 'PORTHOLE_ERR_KEY_FILE',
   /** Something failed that should not have: a bug, reported without detail to the peer. */
   INTERNAL: 'PORTHOLE_ERR_INTERNAL',
+  /** The relay is shutting down; agents reconnect to whatever takes its place. */
+  RELAY_SHUTDOWN: 'PORTHOLE_ERR_RELAY_SHUTDOWN',
+  /** Nothing is served at that path. */
+  NOT_FOUND: 'PORTHOLE_ERR_NOT_FOUND',
+  /** The request came from a web page (it has an Origin) where only programs are expected. */
+  ORIGIN: 'PORTHOLE_ERR_ORIGIN',
   /** As many status pages follow the relay's live feed as it serves: close one. */
   TOO_MANY_PAGES: 'PORTHOLE_ERR_TOO_MANY_PAGES',
   /** A command-line option or environment variable has a value that cannot work. */
