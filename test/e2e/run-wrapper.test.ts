@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -154,6 +155,39 @@ describe('porthole-agent run and open in a namespace', () => {
     wrapped.child.kill('SIGINT');
 
     expect(await wrapped.exited, wrapped.output).toBe(4);
+  });
+
+  it('delivers a Ctrl-C typed on a terminal to the wrapped command once, not twice', async () => {
+    // The terminal signals its whole foreground group, agent and command alike. `script` gives
+    // the agent a terminal of its own; the command counts what reaches it for a moment.
+    const counter = join(tempDir(), 'count-sigint.cjs');
+
+    writeFileSync(
+      counter,
+      "let n = 0; process.on('SIGINT', () => { n += 1; if (n === 1) setTimeout(() => " +
+        "{ console.log('sigints=' + n); process.exit(0); }, 1000); }); console.log('ready'); " +
+        'setInterval(() => undefined, 1000);',
+    );
+
+    const agentRun = [process.execPath, AGENT_CLI, 'run', '--no-watch', '--', process.execPath];
+    const terminal = spawn('script', ['-qfec', [...agentRun, counter].join(' '), '/dev/null'], {
+      env: { ...process.env, PORTHOLE_RELAY: relayUrl, PORTHOLE_TOKEN: token },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    let output = '';
+    const exited = new Promise((resolve) => terminal.once('close', resolve));
+
+    terminal.stdout.setEncoding('utf8');
+    await new Promise<void>((resolve) => {
+      terminal.stdout.on('data', (chunk: string) => {
+        output += chunk;
+        if (output.includes('ready')) resolve();
+      });
+    });
+    terminal.stdin.write('\x03');
+
+    expect(await exited).toBe(0);
+    expect(output).toMatch(/sigints=1\b/);
   });
 
   it('keeps the relay token from the wrapped command, whose browser stand-ins still reach the relay', async () => {

@@ -1,10 +1,16 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
+import { isatty } from 'node:tty';
 
 import { createBrowserShim } from './browser-shim.js';
 import { messages } from './messages.js';
 
 const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+
+// Keys that a terminal turns into signals (Ctrl-C, Ctrl-\) reach every process in its
+// foreground group, the command as well as the agent. Passed on again they would arrive twice,
+// and tools such as Claude Code take a second Ctrl-C as "exit".
+const TERMINAL_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGQUIT'];
 
 // Statuses a shell gives a command it could not start, which scripts and supervisors test for.
 const NOT_FOUND = 127;
@@ -49,7 +55,10 @@ export async function runWrapped(command: string[], agentCli: string): Promise<n
 
   const shim = await createBrowserShim(agentCli, commandEnv(process.env));
   const child = spawn(file, args, { stdio: 'inherit', env: shim.env });
-  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  const onTerminal = isatty(0);
+  const forward = (signal: NodeJS.Signals) => {
+    if (!(onTerminal && TERMINAL_SIGNALS.includes(signal))) child.kill(signal);
+  };
 
   for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
 
