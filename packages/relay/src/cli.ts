@@ -54,11 +54,8 @@ function env(option: Option, name: string): Option {
   return option.env(`PORTHOLE_${name}`);
 }
 
-function keyFileOption(): Option {
-  return env(
-    new Option('--key-file <file>', "the relay's private key").default(defaultKeyFile()),
-    'KEY_FILE',
-  );
+function keyFileOption(description = "the relay's private key"): Option {
+  return env(new Option('--key-file <file>', description).default(defaultKeyFile()), 'KEY_FILE');
 }
 
 // How a user re-runs this program: through npm, pnpm, or the installed command.
@@ -188,7 +185,7 @@ const program = new Command('porthole-relay')
     env(
       new Option(
         '--hold <duration>',
-        'how long a request waits for a reconnecting container',
+        'how long a request waits for a reconnecting container, up to 15m',
       ).default('30s'),
       'HOLD',
     ),
@@ -234,11 +231,15 @@ program
   )
   .addOption(
     env(
-      new Option('--ttl <duration>', 'lifetime, e.g. 12h or 30d').default(DEFAULT_TOKEN_TTL),
+      new Option('--ttl <duration>', 'lifetime, 1m or more, e.g. 12h or 30d').default(
+        DEFAULT_TOKEN_TTL,
+      ),
       'TTL',
     ),
   )
-  .addOption(keyFileOption())
+  .addOption(
+    keyFileOption("the relay's private key: one given here must exist; the default is created"),
+  )
   .action(token);
 
 program.parseAsync().catch(fail);
