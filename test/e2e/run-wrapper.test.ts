@@ -165,7 +165,7 @@ describe('porthole-agent run and open in a namespace', () => {
     writeFileSync(
       counter,
       "let n = 0; process.on('SIGINT', () => { n += 1; if (n === 1) setTimeout(() => " +
-        "{ console.log('sigints=' + n); process.exit(0); }, 1000); }); console.log('ready'); " +
+        "{ console.log('sigints=' + n); process.exit(0); }, 1000); }); console.log('counting SIGINT'); " +
         'setInterval(() => undefined, 1000);',
     );
 
@@ -181,7 +181,7 @@ describe('porthole-agent run and open in a namespace', () => {
     await new Promise<void>((resolve) => {
       terminal.stdout.on('data', (chunk: string) => {
         output += chunk;
-        if (output.includes('ready')) resolve();
+        if (/^counting SIGINT\r?$/m.test(output)) resolve();
       });
     });
     terminal.stdin.write('\x03');
