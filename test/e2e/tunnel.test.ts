@@ -151,6 +151,11 @@ describe('a mapped port through the real relay and agent', () => {
     expect(growth.relay).toBeLessThan(24 * MB);
     expect(growth.agent).toBeLessThan(24 * MB);
 
+    // A callback on the same tunnel goes through meanwhile: a stalled stream holds up no other.
+    const callback = await httpRequest(`${base}/hello?code=c&state=s`);
+
+    expect(callback.body.toString()).toBe('hello from the container');
+
     const hash = createHash('sha256');
     res.on('data', (chunk: Buffer) => hash.update(chunk));
     res.resume();
@@ -174,6 +179,11 @@ describe('a mapped port through the real relay and agent', () => {
     expect(sent).toBeLessThan(16 * MB);
     expect(growth.relay).toBeLessThan(24 * MB);
     expect(growth.agent).toBeLessThan(24 * MB);
+
+    // A callback on the same tunnel goes through meanwhile: a stalled stream holds up no other.
+    const callback = await httpRequest(`${base}/hello?code=c&state=s`);
+
+    expect(callback.body.toString()).toBe('hello from the container');
 
     server.releaseUpload();
     expect(JSON.parse((await upload.response).body.toString())).toEqual({
