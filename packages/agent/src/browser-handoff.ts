@@ -1,6 +1,6 @@
 import { connect, createServer, type Server } from 'node:net';
 
-import { MAX_URL_LENGTH } from '@porthole/shared';
+import { HANDOFF_REPLY_TIMEOUT_MS, MAX_URL_LENGTH } from '@porthole/shared';
 
 /**
  * Where `porthole-agent open` finds the running agent. An abstract Unix socket (the leading NUL)
@@ -8,8 +8,6 @@ import { MAX_URL_LENGTH } from '@porthole/shared';
  * even when containers share a filesystem, and nothing is left behind on disk.
  */
 export const HANDOFF_SOCKET = '\0porthole-agent-open';
-
-const REPLY_TIMEOUT_MS = 2_000;
 
 /** Receives URLs from `porthole-agent open` and hands them to `onUrl`. */
 export class BrowserHandoff {
@@ -20,7 +18,7 @@ export class BrowserHandoff {
       let line = '';
 
       socket.setEncoding('utf8');
-      socket.setTimeout(REPLY_TIMEOUT_MS, () => socket.destroy());
+      socket.setTimeout(HANDOFF_REPLY_TIMEOUT_MS, () => socket.destroy());
       socket.on('error', () => undefined);
       socket.on('data', (chunk: string) => {
         line += chunk;
@@ -60,7 +58,7 @@ export function handOff(url: string, path = HANDOFF_SOCKET): Promise<boolean> {
     let reply = '';
 
     socket.setEncoding('utf8');
-    socket.setTimeout(REPLY_TIMEOUT_MS, () => {
+    socket.setTimeout(HANDOFF_REPLY_TIMEOUT_MS, () => {
       socket.destroy();
       resolve(false);
     });

@@ -5,6 +5,7 @@ import {
   DEFAULT_RELAY_URL,
   envFlag,
   ErrorCodes,
+  LOG_LEVELS,
   PortholeError,
   tuneGarbageCollector,
   type PortMapping,
@@ -33,7 +34,6 @@ interface AgentCliOptions {
   logLevel: string;
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const AGENT_CLI = fileURLToPath(import.meta.url);
 
 function fail(err: unknown): never {

@@ -1,13 +1,13 @@
 import { isIP } from 'node:net';
 
+import { LOOPBACK_HOST_NAMES } from '@porthole/shared';
+
 /** Where a login's callback will arrive inside the container. */
 export interface LoginCallback {
   port: number;
   path: string;
   state?: string;
 }
-
-const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /**
  * Reads the callback of an authorization URL: its `redirect_uri` (when it points at this
@@ -28,7 +28,7 @@ export function loginCallbackOf(url: string): LoginCallback | null {
   }
 
   const host = redirect.hostname.toLowerCase();
-  const loopback = LOOPBACK_NAMES.has(host) || (isIP(host) === 4 && host.startsWith('127.'));
+  const loopback = LOOPBACK_HOST_NAMES.has(host) || (isIP(host) === 4 && host.startsWith('127.'));
 
   if (redirect.protocol !== 'http:' || !loopback) {
     return null;

@@ -1,10 +1,6 @@
+import { MAX_SHOWN_PATH_LENGTH, RECENT_REQUESTS } from '@porthole/shared';
+
 import type { CallbackResult, RequestLine, RequestTrace } from './relay-events.js';
-
-/** How many requests the status page lists. */
-export const RECENT_REQUESTS = 50;
-
-// A path is chosen by whoever sent the request: a long one is cut rather than shown whole.
-const MAX_SHOWN_PATH = 200;
 
 /** A request as the status page lists it: no query value ever reaches it. */
 export interface RequestView {
@@ -99,5 +95,7 @@ export class CarriedRequests {
 }
 
 function shorten(path: string | null): string | null {
-  return path !== null && path.length > MAX_SHOWN_PATH ? `${path.slice(0, MAX_SHOWN_PATH)}…` : path;
+  return path !== null && path.length > MAX_SHOWN_PATH_LENGTH
+    ? `${path.slice(0, MAX_SHOWN_PATH_LENGTH)}…`
+    : path;
 }

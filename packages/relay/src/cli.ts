@@ -5,6 +5,7 @@ import {
   DEFAULT_TOKEN_TTL,
   checkAgentName,
   envFlag,
+  LOG_LEVELS,
   mintAgentToken,
   PortholeError,
   SHUTDOWN_GRACE_MS,
@@ -13,7 +14,7 @@ import {
 import { Command, Option } from 'commander';
 
 import { defaultKeyFile, loadOrCreateRelayKey } from './key-file.js';
-import { createLogger, LOG_LEVELS } from './logger.js';
+import { createLogger } from './logger.js';
 import { messages } from './messages.js';
 import {
   collect,

@@ -2,16 +2,6 @@ import { LOG_REDACT_PATHS } from '@porthole/shared';
 import { pino, type Logger, type LevelWithSilent } from 'pino';
 import pretty from 'pino-pretty';
 
-export const LOG_LEVELS: readonly string[] = [
-  'fatal',
-  'error',
-  'warn',
-  'info',
-  'debug',
-  'trace',
-  'silent',
-];
-
 /**
  * The relay's logger: JSON lines for machines, or readable lines when stdout is a terminal.
  */

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 
 import {
   FIRST_BYTES_TIMEOUT_MS,
+  LOOPBACK_HOST_NAMES,
   MAX_REQUEST_HEAD_BYTES,
   REQUEST_HEAD_TIMEOUT_MS,
 } from '@porthole/shared';
@@ -129,8 +130,6 @@ export function stateOf(target: string): string | undefined {
   return new URLSearchParams(target.slice(queryAt + 1).split('#', 1)[0]).get('state') ?? undefined;
 }
 
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
-
 /**
  * Whether a Host header names this machine's loopback (`localhost`, `127.0.0.1`, `[::1]`,
  * with or without a port). A page on another name that resolves to 127.0.0.1 (DNS
@@ -144,7 +143,7 @@ export function isLoopbackHost(host: string | undefined): boolean {
 
   const name = host.toLowerCase().replace(/:\d{1,5}$/, '');
 
-  return LOOPBACK_HOSTS.has(name);
+  return LOOPBACK_HOST_NAMES.has(name);
 }
 
 /**

@@ -1,16 +1,11 @@
 import type { ServerResponse } from 'node:http';
 
-/** How often an idle event stream gets a comment line, so that proxies and browsers keep it. */
-export const STATUS_HEARTBEAT_MS = 15_000;
-
-/** Status pages that may follow the relay at once. */
-export const MAX_STATUS_SUBSCRIBERS = 32;
-
-// Changes come in bursts (an agent announces ten ports): one snapshot covers a burst.
-const UPDATE_DELAY_MS = 50;
-
-// A page that stops reading is dropped rather than buffered for without bound.
-const MAX_BUFFERED_BYTES = 1024 * 1024;
+import {
+  MAX_STATUS_FEED_BUFFER_BYTES,
+  MAX_STATUS_SUBSCRIBERS,
+  STATUS_HEARTBEAT_MS,
+  STATUS_UPDATE_DELAY_MS,
+} from '@porthole/shared';
 
 /**
  * `GET /events`: server-sent events, one JSON snapshot of the relay's state per change and a
@@ -54,7 +49,7 @@ export class StatusEvents {
     this.#pending = setTimeout(() => {
       this.#pending = undefined;
       this.#send(this.#event());
-    }, UPDATE_DELAY_MS);
+    }, STATUS_UPDATE_DELAY_MS);
     this.#pending.unref();
   }
 
@@ -72,7 +67,7 @@ export class StatusEvents {
 
   #send(text: string): void {
     for (const res of this.#subscribers) {
-      if (res.writableLength > MAX_BUFFERED_BYTES) {
+      if (res.writableLength > MAX_STATUS_FEED_BUFFER_BYTES) {
         res.destroy();
       } else {
         res.write(text);

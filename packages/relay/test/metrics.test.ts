@@ -1,6 +1,7 @@
+import { RECENT_REQUESTS } from '@porthole/shared';
 import { describe, expect, it } from 'vitest';
 
-import { CarriedRequests, RECENT_REQUESTS } from '../src/carried-requests.js';
+import { CarriedRequests } from '../src/carried-requests.js';
 import { RelayMetrics } from '../src/metrics.js';
 import type { CallbackResult } from '../src/relay-events.js';
 

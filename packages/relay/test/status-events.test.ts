@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 
+import { STATUS_HEARTBEAT_MS } from '@porthole/shared';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-import { STATUS_HEARTBEAT_MS, StatusEvents } from '../src/status-events.js';
+import { StatusEvents } from '../src/status-events.js';
 
 /** Just enough of a ServerResponse to follow what an event stream writes. */
 class FakeResponse extends EventEmitter {

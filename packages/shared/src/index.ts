@@ -3,6 +3,7 @@ export * from './duration.js';
 export * from './errors.js';
 export * from './frame-codec.js';
 export * from './limits.js';
+export * from './log-options.js';
 export * from './redact.js';
 export * from './stream-session.js';
 export * from './token.js';

@@ -12,6 +12,13 @@ export const TOKEN_AUDIENCE = 'porthole-agent';
 /** Issuer of agent tokens. */
 export const TOKEN_ISSUER = 'porthole-relay';
 
+/** The names of this machine's loopback that a callback's Host or redirect may use. */
+export const LOOPBACK_HOST_NAMES: ReadonlySet<string> = new Set([
+  'localhost',
+  '127.0.0.1',
+  '[::1]',
+]);
+
 /** Path of the agents' WebSocket on the relay's port. */
 export const AGENT_PATH = '/agent';
 
@@ -176,3 +183,24 @@ export const DEFAULT_HOLD_MS = 30_000;
  * follows it to the same container (Codex redirects the browser to `/success` there).
  */
 export const FOLLOW_UP_MS = 10_000;
+
+/** How long either end of the agent's browser hand-off waits for the other; both answer at once. */
+export const HANDOFF_REPLY_TIMEOUT_MS = 2_000;
+
+/** How often an idle status event stream gets a comment line, so proxies and browsers keep it. */
+export const STATUS_HEARTBEAT_MS = 15_000;
+
+/** Status pages that may follow the relay's live feed at once. */
+export const MAX_STATUS_SUBSCRIBERS = 32;
+
+/** Changes come in bursts (an agent announces ten ports): one status snapshot covers a burst. */
+export const STATUS_UPDATE_DELAY_MS = 50;
+
+/** Bytes a status page may leave unread before it is dropped rather than buffered for. */
+export const MAX_STATUS_FEED_BUFFER_BYTES = 1024 * 1024;
+
+/** Carried requests the status page lists. */
+export const RECENT_REQUESTS = 50;
+
+/** Longest request path the status page shows; a path is the sender's choice, so it is cut. */
+export const MAX_SHOWN_PATH_LENGTH = 200;

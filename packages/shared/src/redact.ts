@@ -55,23 +55,3 @@ export const SECRET_HEADER_NAMES: readonly string[] = [
   'set-cookie',
   'sec-websocket-protocol',
 ];
-
-/**
- * Log fields censored as a second guard behind the allow-listed fields that the relay and the
- * agent log: if a secret ever lands under one of these paths, it is not written.
- */
-export const LOG_REDACT_PATHS: readonly string[] = [
-  'token',
-  '*.token',
-  'authorization',
-  '*.authorization',
-  'headers',
-  '*.headers',
-  'req.headers',
-  'query',
-  '*.query',
-  'body',
-  '*.body',
-  'url',
-  '*.url',
-];
