@@ -9,6 +9,8 @@ import {
 } from '@porthole/shared';
 import { describe, expect, it } from 'vitest';
 
+import { thrownBy } from './thrown-by.js';
+
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 const VALID: { name: string; message: ControlMessage }[] = [
@@ -90,16 +92,6 @@ function omit(value: { [key: string]: Json }, name: string): Json {
   delete rest[name];
 
   return rest;
-}
-
-function thrownBy(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-
-  throw new Error('expected a throw');
 }
 
 function expectInvalid(text: string): void {

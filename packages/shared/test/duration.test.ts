@@ -7,15 +7,7 @@ import {
 } from '@porthole/shared';
 import { describe, expect, it } from 'vitest';
 
-function thrownBy(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-
-  throw new Error('expected a throw');
-}
+import { thrownBy } from './thrown-by.js';
 
 describe('parseDuration', () => {
   it.each([

@@ -16,6 +16,9 @@ import {
 } from '@porthole/shared';
 import { describe, expect, it } from 'vitest';
 
+import { encodeFrame } from './encode-frame.js';
+import { thrownBy } from './thrown-by.js';
+
 /** A frame header written out by hand: kind u8, stream id u32 BE, payload length u32 BE. */
 function rawHeader(kind: number, streamId: number, length: number): number[] {
   return [
@@ -40,16 +43,6 @@ function decodeAll(chunks: readonly Buffer[]): Frame[] {
   }
 
   return frames;
-}
-
-function thrownBy(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-
-  throw new Error('expected a throw');
 }
 
 function expectProtocolError(fn: () => unknown, code: string): void {
@@ -101,21 +94,6 @@ const SEQUENCE: Frame[] = [
   { kind: FrameKind.END, streamId: 1 },
   { kind: FrameKind.RESET, streamId: 3, reason: ResetReason.INTERNAL },
 ];
-
-function encodeFrame(frame: Frame): Buffer {
-  switch (frame.kind) {
-    case FrameKind.OPEN:
-      return encodeOpen(frame.streamId, frame.port);
-    case FrameKind.DATA:
-      return encodeData(frame.streamId, [frame.payload], frame.payload.length);
-    case FrameKind.WINDOW:
-      return encodeWindow(frame.streamId, frame.increment);
-    case FrameKind.END:
-      return encodeEnd(frame.streamId);
-    case FrameKind.RESET:
-      return encodeReset(frame.streamId, frame.reason as ResetReason);
-  }
-}
 
 const SEQUENCE_BYTES = Buffer.concat(SEQUENCE.map(encodeFrame));
 

@@ -10,11 +10,6 @@ import {
   CloseCodes,
   type ControlMessage,
   encodeControlMessage,
-  encodeData,
-  encodeEnd,
-  encodeOpen,
-  encodeReset,
-  encodeWindow,
   type ErrorCode,
   ErrorCodes,
   FRAME_HEADER_BYTES,
@@ -34,6 +29,9 @@ import {
 } from '@porthole/shared';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+
+import { encodeFrame } from './encode-frame.js';
+import { caughtFrom } from './thrown-by.js';
 
 const SEED = Number(process.env['PORTHOLE_FUZZ_SEED'] ?? 20_260_412);
 const RUNS = { seed: SEED, numRuns: 300 } as const;
@@ -93,21 +91,6 @@ function handEncode(frame: Frame): Buffer {
   }
 }
 
-function libraryEncode(frame: Frame): Buffer {
-  switch (frame.kind) {
-    case FrameKind.OPEN:
-      return encodeOpen(frame.streamId, frame.port);
-    case FrameKind.DATA:
-      return encodeData(frame.streamId, [frame.payload], frame.payload.length);
-    case FrameKind.WINDOW:
-      return encodeWindow(frame.streamId, frame.increment);
-    case FrameKind.END:
-      return encodeEnd(frame.streamId);
-    case FrameKind.RESET:
-      return encodeReset(frame.streamId, frame.reason as ResetReason);
-  }
-}
-
 // The one shape every failure must have: a ProtocolError with a registered code that closes
 // the connection as a protocol error.
 function expectProtocolError(err: unknown, code?: ErrorCode): asserts err is ProtocolError {
@@ -120,16 +103,6 @@ function expectProtocolError(err: unknown, code?: ErrorCode): asserts err is Pro
   expect(err.closeCode).toBe(CloseCodes.PROTOCOL_ERROR);
 
   if (code !== undefined) expect(err.code).toBe(code);
-}
-
-function thrownBy(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-
-  return undefined;
 }
 
 // Frames in a form that compares fast: payloads by length and digest, not byte by byte.
@@ -254,7 +227,7 @@ function decode(chunks: readonly Buffer[], maxPayload?: number): Decoded {
   let error: unknown;
 
   for (const chunk of chunks) {
-    error = thrownBy(() => decoder.push(chunk));
+    error = caughtFrom(() => decoder.push(chunk));
     buffered.push({ after: decoder.bufferedBytes, chunk: chunk.length });
 
     if (error !== undefined) break;
@@ -295,14 +268,14 @@ describe('FrameDecoder under fuzzing', () => {
         fc.array(fc.uint8Array({ maxLength: 32 }), { minLength: 1, maxLength: 4 }),
         (bad, more) => {
           const decoder = new FrameDecoder(() => undefined);
-          const first = thrownBy(() => decoder.push(bad));
+          const first = caughtFrom(() => decoder.push(bad));
 
           fc.pre(first !== undefined);
           expectProtocolError(first);
           expect(decoder.bufferedBytes).toBe(0);
 
           for (const chunk of more) {
-            expectProtocolError(thrownBy(() => decoder.push(Buffer.from(chunk))));
+            expectProtocolError(caughtFrom(() => decoder.push(Buffer.from(chunk))));
             expect(decoder.bufferedBytes).toBe(0);
           }
         },
@@ -348,7 +321,7 @@ describe('FrameDecoder under fuzzing', () => {
   it('lays out frames with its encoders exactly as the wire format says', () => {
     fc.assert(
       fc.property(frameArb, (frame) => {
-        expect(libraryEncode(frame).equals(handEncode(frame))).toBe(true);
+        expect(encodeFrame(frame).equals(handEncode(frame))).toBe(true);
       }),
       RUNS,
     );
@@ -400,9 +373,9 @@ describe('FrameDecoder under fuzzing', () => {
           const header = rawFrame(kind, streamId, Buffer.alloc(0), length);
           const decoder = new FrameDecoder(() => undefined);
 
-          expect(thrownBy(() => decoder.push(header.subarray(0, at)))).toBeUndefined();
+          expect(caughtFrom(() => decoder.push(header.subarray(0, at)))).toBeUndefined();
           expectProtocolError(
-            thrownBy(() => decoder.push(header.subarray(at))),
+            caughtFrom(() => decoder.push(header.subarray(at))),
             ErrorCodes.FRAME_TOO_LARGE,
           );
           expect(decoder.bufferedBytes).toBe(0);
@@ -424,7 +397,7 @@ describe('FrameDecoder under fuzzing', () => {
           const decoder = new FrameDecoder((frame) => frames.push(frame));
 
           expectProtocolError(
-            thrownBy(() => decoder.push(header)),
+            caughtFrom(() => decoder.push(header)),
             ErrorCodes.FRAME_MALFORMED,
           );
           expect(frames).toEqual([]);
@@ -694,7 +667,7 @@ describe('parseControlMessage under fuzzing', () => {
           );
 
           expectProtocolError(
-            thrownBy(() => parseControlMessage(text + padding)),
+            caughtFrom(() => parseControlMessage(text + padding)),
             ErrorCodes.CONTROL_INVALID,
           );
         },
@@ -1179,7 +1152,7 @@ function runAgainstModel(
 
       if (id === null) {
         expectProtocolError(
-          thrownBy(() => session.open(step.port)),
+          caughtFrom(() => session.open(step.port)),
           ErrorCodes.TOO_MANY_STREAMS,
         );
       } else {
@@ -1222,7 +1195,7 @@ function runAgainstModel(
 
       received.push(...frames);
 
-      const thrown = thrownBy(() => session.receive(Buffer.concat(frames.map(peerBytes))));
+      const thrown = caughtFrom(() => session.receive(Buffer.concat(frames.map(peerBytes))));
 
       if (expectedError === undefined) {
         expect(thrown).toBeUndefined();
@@ -1269,7 +1242,7 @@ function runAgainstModel(
   if (error !== undefined) {
     // A session that has thrown refuses everything after, still only with ProtocolErrors.
     expectProtocolError(
-      thrownBy(() => session.receive(rawFrame(FrameKind.END, 1, Buffer.alloc(0)))),
+      caughtFrom(() => session.receive(rawFrame(FrameKind.END, 1, Buffer.alloc(0)))),
     );
   }
 
@@ -1277,7 +1250,7 @@ function runAgainstModel(
   session.close();
   expect(session.streamCount).toBe(0);
   expect(session.canOpen).toBe(false);
-  expect(thrownBy(() => session.receive(rawFrame(99, 0, Buffer.alloc(0))))).toBeUndefined();
+  expect(caughtFrom(() => session.receive(rawFrame(99, 0, Buffer.alloc(0))))).toBeUndefined();
 
   for (const stream of streams.values()) expect(stream.destroyed).toBe(true);
 
@@ -1317,7 +1290,7 @@ describe('StreamSession against a hostile peer', () => {
             let error: unknown;
 
             for (const chunk of split(Buffer.concat(reference.received.map(peerBytes)), cuts)) {
-              error = thrownBy(() => session.receive(chunk));
+              error = caughtFrom(() => session.receive(chunk));
               if (error !== undefined) break;
             }
 

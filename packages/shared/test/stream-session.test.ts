@@ -23,6 +23,7 @@ import {
 import { describe, expect, it } from 'vitest';
 
 import { MemoryTransport } from './memory-transport.js';
+import { thrownBy } from './thrown-by.js';
 
 const MB = 1024 * 1024;
 
@@ -114,16 +115,6 @@ async function nextError(stream: TunnelStream): Promise<unknown> {
 
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-function thrownBy(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-
-  throw new Error('expected a throw');
 }
 
 function expectProtocolError(fn: () => unknown, code: string): void {
