@@ -1,4 +1,5 @@
 import type { AgentRecord } from './agent-record.js';
+import { esc } from './status-view.js';
 
 /**
  * Short HTML answers for the browser, written straight onto a connection. They say what went
@@ -11,10 +12,6 @@ const STATUS_TEXT: Record<number, string> = {
   502: 'Bad Gateway',
   503: 'Service Unavailable',
 };
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 /** What is connected, for an error page: each container and the ports carried into it. */
 export function describeAgents(records: Iterable<AgentRecord>): string[] {
@@ -46,14 +43,14 @@ export interface Page {
 
 /** The HTML body of an error page. */
 export function pageBody({ title, detail, hint, context }: Page): string {
-  const items = (context ?? []).map((line) => `<li>${escapeHtml(line)}</li>`).join('');
+  const items = (context ?? []).map((line) => `<li>${esc(line)}</li>`).join('');
 
   return (
     '<!doctype html><meta charset="utf-8"><title>porthole: ' +
-    escapeHtml(title) +
+    esc(title) +
     '</title><body style="font:16px system-ui,sans-serif;max-width:44em;margin:3em auto">' +
-    `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p>` +
-    (hint === undefined ? '' : `<p>${escapeHtml(hint)}</p>`) +
+    `<h1>${esc(title)}</h1><p>${esc(detail)}</p>` +
+    (hint === undefined ? '' : `<p>${esc(hint)}</p>`) +
     (items === '' ? '' : `<ul>${items}</ul>`) +
     '</body>\n'
   );

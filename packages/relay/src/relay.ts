@@ -10,7 +10,6 @@ import type { KeyObject } from 'node:crypto';
 
 import {
   AGENT_PATH,
-  CloseCodes,
   DEFAULT_HOLD_MS,
   ErrorCodes,
   isNonce,
@@ -21,9 +20,10 @@ import {
 } from '@porthole/shared';
 import Fastify, { LogController } from 'fastify';
 
-import { AgentConnection, type AgentMessage } from './agent-connection.js';
+import { AgentConnection } from './agent-connection.js';
 import { AgentEndpoint } from './agent-endpoint.js';
-import { AgentRecord } from './agent-record.js';
+import { AgentHub, listAgents } from './agent-hub.js';
+import type { AgentRecord } from './agent-record.js';
 import { BrowserOpener } from './browser-opener.js';
 import { loadOrCreateRelayKey, type RelayKey } from './key-file.js';
 import { hostPort } from './listen-addresses.js';
@@ -32,7 +32,6 @@ import { LoginBook } from './logins.js';
 import { messages } from './messages.js';
 import { MirrorSet } from './mirrors.js';
 import { PortBook } from './port-book.js';
-import type { RelayEvents } from './relay-events.js';
 import { gaugesOf, RelayMonitor } from './relay-monitor.js';
 import { FIXED_CALLBACK_PATH, Router } from './router.js';
 import { registerStatusRoutes, type StatusRoutesOptions } from './status-routes.js';
@@ -100,21 +99,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     events: monitor,
   });
   const hub = new AgentHub(records, ports, logins, opener, holdMs, logger, monitor);
-  const endpoint = new AgentEndpoint(
-    key.publicKey,
-    logger,
-    (ws, socket, claims, address) => {
-      new AgentConnection(ws, socket, claims, address, {
-        privateKey: key.privateKey,
-        software: RELAY_SOFTWARE,
-        logger,
-        onReady: (connection) => hub.ready(connection),
-        onMessage: (connection, message) => hub.message(connection, message),
-        onClose: (connection) => hub.closed(connection),
-      });
-    },
-    monitor,
-  );
+  const endpoint = agentEndpoint(key, logger, hub, monitor);
   const api = buildApi(logger, records, key.privateKey, {
     hosts: options.hosts,
     agentList: () => listAgents(records.values(), logins),
@@ -145,8 +130,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     urls,
     key,
     async close(graceMs = 0) {
-      const streams = () =>
-        [...records.values()].reduce((n, r) => n + (r.connection?.streamCount ?? 0), 0);
+      const streams = () => gaugesOf(records.values()).streamsOpen;
 
       logger.info({ streams: streams() }, messages.shuttingDown(streams(), graceMs));
       // Stop taking anything new, let what is in flight finish, then send the agents off to
@@ -156,12 +140,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       monitor.close();
 
       const closed = Promise.all(servers.map((server) => closeServer(server)));
-      const deadline = Date.now() + graceMs;
 
-      while (streams() > 0 && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-
+      await untilDrained(streams, graceMs);
       hub.closeAll();
       await closed;
       await api.app.close();
@@ -169,124 +149,36 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   };
 }
 
-/**
- * Keeps the relay's picture of its agents: who is connected or reconnecting, which ports each
- * has, which logins wait. Each agent's messages are handled in the order they came, so that a
- * login's port is listening before its page opens.
- */
-class AgentHub {
-  constructor(
-    readonly records: Map<string, AgentRecord>,
-    readonly ports: PortBook,
-    readonly logins: LoginBook,
-    readonly opener: BrowserOpener,
-    readonly holdMs: number,
-    readonly log: Logger,
-    readonly events: RelayEvents,
-  ) {}
-
-  ready(connection: AgentConnection): void {
-    const record = this.records.get(connection.name) ?? new AgentRecord(connection.name);
-    const older = record.connection;
-    const returning = record.awaySince !== null;
-
-    this.records.set(record.name, record);
-    record.attach(connection);
-
-    if (older !== null && older !== connection) {
-      connection.log.info(messages.agentReplaced(connection.name));
-      older.close(CloseCodes.REPLACED, ErrorCodes.REPLACED, 'a newer connection replaced this one');
-    } else {
-      connection.log.info(
-        { address: connection.address },
-        returning
-          ? messages.agentReturned(connection.name)
-          : messages.agentConnected(connection.name),
-      );
-    }
-    this.events.changed();
-  }
-
-  message(connection: AgentConnection, message: AgentMessage): void {
-    const record = this.records.get(connection.name);
-
-    if (record?.connection !== connection) return;
-
-    record.queue = record.queue
-      .then(() => this.#handle(record, connection, message))
-      .catch((err: unknown) => {
-        connection.log.error(
-          { err: { message: String(err) } },
-          messages.internalError(connection.name),
-        );
+// The agents' endpoint: each authenticated WebSocket becomes a connection that the hub follows.
+function agentEndpoint(
+  key: RelayKey,
+  logger: Logger,
+  hub: AgentHub,
+  monitor: RelayMonitor,
+): AgentEndpoint {
+  return new AgentEndpoint(
+    key.publicKey,
+    logger,
+    (ws, socket, claims, address) => {
+      new AgentConnection(ws, socket, claims, address, {
+        privateKey: key.privateKey,
+        software: RELAY_SOFTWARE,
+        logger,
+        onReady: (connection) => hub.ready(connection),
+        onMessage: (connection, message) => hub.message(connection, message),
+        onClose: (connection) => hub.closed(connection),
       });
-  }
+    },
+    monitor,
+  );
+}
 
-  async #handle(
-    record: AgentRecord,
-    connection: AgentConnection,
-    message: AgentMessage,
-  ): Promise<void> {
-    switch (message.type) {
-      case 'map': {
-        const wanted = new Map(message.mappings.map((m) => [m.hostPort, m.containerPort] as const));
+// Resolves once `streams()` is 0 or `graceMs` has passed.
+async function untilDrained(streams: () => number, graceMs: number): Promise<void> {
+  const deadline = Date.now() + graceMs;
 
-        for (const news of await this.ports.replace(record, 'map', wanted)) connection.send(news);
-        break;
-      }
-      case 'ports': {
-        const wanted = new Map(
-          message.ports.map((p) => [p, record.ports.get(p)?.containerPort ?? p] as const),
-        );
-
-        for (const news of await this.ports.replace(record, 'listening', wanted))
-          connection.send(news);
-        break;
-      }
-      case 'register': {
-        const news = await this.logins.register(record, message);
-
-        if (news !== null) connection.send(news);
-        break;
-      }
-      case 'open':
-        this.logins.notePage(record, message.url);
-        await this.opener.open(record.name, message.url);
-        break;
-    }
-    this.events.changed();
-  }
-
-  // A lost agent keeps its ports and logins for the hold time: a callback that arrives while
-  // it reconnects waits for it instead of failing.
-  closed(connection: AgentConnection): void {
-    const record = this.records.get(connection.name);
-
-    if (record?.connection !== connection) return;
-
-    record.detach();
-    connection.log.info(messages.agentDisconnected(connection.name, this.holdMs));
-    record.expiry = setTimeout(() => this.#forget(record), this.holdMs);
-    record.expiry.unref();
-    this.events.changed();
-  }
-
-  #forget(record: AgentRecord): void {
-    if (record.connection !== null || this.records.get(record.name) !== record) return;
-
-    this.records.delete(record.name);
-    this.logins.drop(record);
-    this.ports.releaseAll(record);
-    record.release();
-    this.log.info({ agent: record.name }, messages.agentGone(record.name));
-    this.events.changed();
-  }
-
-  closeAll(): void {
-    for (const record of this.records.values()) {
-      record.connection?.close(CloseCodes.RELAY_SHUTDOWN, ErrorCodes.RELAY_SHUTDOWN);
-      record.release();
-    }
+  while (streams() > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
@@ -314,7 +206,7 @@ function buildApi(
 
   app.get('/health', async () => ({
     status: 'ok',
-    agents: [...records.values()].filter((r) => r.connected).length,
+    agents: gaugesOf(records.values()).agentsConnected,
     protocol: PROTOCOL_VERSION,
     version: RELAY_SOFTWARE,
   }));
@@ -395,22 +287,4 @@ function closeServer(server: Server): Promise<void> {
     server.close(() => resolve());
     server.closeIdleConnections();
   });
-}
-
-/** Each agent, its connection and its ports, as `GET /api/agents` lists them. */
-function listAgents(records: Iterable<AgentRecord>, logins: LoginBook): unknown[] {
-  return [...records].map((record) => ({
-    name: record.name,
-    status: record.connected ? 'connected' : 'reconnecting',
-    address: record.connection?.address ?? null,
-    connectedAt: record.connection?.connectedAt.toISOString() ?? null,
-    awaySince: record.awaySince?.toISOString() ?? null,
-    streams: record.connection?.streamCount ?? 0,
-    pendingLogins: logins.pending(record),
-    ports: [...record.ports.values()].map(({ sources, ...entry }) => ({
-      ...entry,
-      source: [...sources].at(-1),
-      sources: [...sources],
-    })),
-  }));
 }
