@@ -18,16 +18,7 @@ import {
   startRelayProcess,
   waitForMirror,
 } from '../helpers/relay.js';
-
-// Polls `check` every 20 ms until it holds (10 s at most).
-async function until(check: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met within 10 s');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+import { until } from '../helpers/until.js';
 
 // A sample of the relay's /metrics, by its name with labels as printed (`name{label="v"}`).
 async function metric(relayUrl: string, sample: string): Promise<number> {
@@ -132,7 +123,10 @@ describe('faults on the container side', () => {
     await agent.stop('SIGKILL');
     expect(await download.ended).toBe('aborted');
     // …and the relay's side of the browser connection is gone too, not left half open.
-    await until(() => relaySockets(relay.program, hostPort) === 0);
+    await until(
+      () => relaySockets(relay.program, hostPort) === 0,
+      "the relay's browser socket to close",
+    );
     expect(await metric(relay.url, 'porthole_streams_open')).toBe(0);
   });
 
@@ -160,7 +154,7 @@ describe('faults on the container side', () => {
         const path = kind === 'fixed' ? '/oauth/callback' : '/callback';
         const answer = httpRequest(`http://localhost:${hostPort}${path}?code=c`);
 
-        await until(() => heard.length === 1);
+        await until(() => heard.length === 1, 'the request to reach the listener');
         await agent.stop('SIGKILL');
 
         const res = await answer;
@@ -448,7 +442,10 @@ describe('a relay told to stop', () => {
         .end();
     });
 
-    await until(() => server.requests.includes('GET /events'));
+    await until(
+      () => server.requests.includes('GET /events'),
+      'GET /events to reach the container',
+    );
     relay.program.child.kill('SIGTERM');
     await relay.program.waitForLine(/letting 1 streams finish/);
     // The stream is still being served: the second event goes through the stopping relay.
