@@ -1,12 +1,12 @@
 import { once } from 'node:events';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { httpRequest } from '../helpers/http-client.js';
 import { Namespace } from '../helpers/netns.js';
-import { freePort } from '../helpers/ports.js';
+import { dial, freePort } from '../helpers/ports.js';
 import { AGENT_CLI, type Program } from '../helpers/processes.js';
 import {
   mintToken,
@@ -16,19 +16,6 @@ import {
 } from '../helpers/relay.js';
 
 const APP = fileURLToPath(new URL('../fixtures/container-app.mjs', import.meta.url));
-
-// How a TCP connection to host:port ends: 'connected' or the error code (ECONNREFUSED…).
-function dial(host: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = connect(port, host);
-
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve('connected');
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-  });
-}
 
 // The same, from a program inside the namespace.
 async function dialFrom(ns: Namespace, host: string, port: number): Promise<string> {

@@ -4,8 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type ContainerServer, startContainerServer } from '../helpers/container-server.js';
 import { httpRequest } from '../helpers/http-client.js';
-import { freePort } from '../helpers/ports.js';
+import { dial, freePort } from '../helpers/ports.js';
 import type { Program } from '../helpers/processes.js';
+import { type ListedPort, listAgents } from '../helpers/relay-api.js';
 import {
   mintToken,
   type RelayProcess,
@@ -15,33 +16,11 @@ import {
 } from '../helpers/relay.js';
 import { until } from '../helpers/until.js';
 
-interface PortState {
-  hostPort: number;
-  containerPort: number;
-  status: string;
-}
-
 // pino's number for "warn".
 const WARN = 40;
 
-async function agentPorts(relayUrl: string): Promise<PortState[]> {
-  const res = await fetch(`${relayUrl}/api/agents`);
-  const body = (await res.json()) as { agents: { ports: PortState[] }[] };
-
-  return body.agents.flatMap((agent) => agent.ports);
-}
-
-// How a TCP connection to host:port ends: 'connected' or the error code (ECONNREFUSED…).
-function dial(host: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = connect(port, host);
-
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve('connected');
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-  });
+async function agentPorts(relayUrl: string): Promise<ListedPort[]> {
+  return (await listAgents(relayUrl)).flatMap((agent) => agent.ports);
 }
 
 describe('a mapped host port that another program already holds', () => {

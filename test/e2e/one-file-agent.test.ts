@@ -12,9 +12,11 @@ import {
 } from '../helpers/agent-bundle.js';
 import { AuthServer } from '../helpers/auth-server.js';
 import { httpRequest } from '../helpers/http-client.js';
+import { OPEN_PROMPT } from '../helpers/login-pages.js';
 import { Namespace } from '../helpers/netns.js';
 import { freePort } from '../helpers/ports.js';
 import type { Program } from '../helpers/processes.js';
+import { portsOf } from '../helpers/relay-api.js';
 import {
   mintToken,
   type RelayProcess,
@@ -26,21 +28,6 @@ import {
 const APP = fileURLToPath(new URL('../fixtures/container-app.mjs', import.meta.url));
 const TOOL = fileURLToPath(new URL('../fixtures/oauth-cli.mjs', import.meta.url));
 const CONNECTED = /connected to the relay at/;
-const OPEN_PROMPT = /Open this page to continue: (\S+)/;
-
-interface ListedPort {
-  hostPort: number;
-  status: string;
-  sources: string[];
-}
-
-async function portsOf(relay: RelayProcess, name: string): Promise<ListedPort[]> {
-  const body = (await (await fetch(`${relay.url}/api/agents`)).json()) as {
-    agents: { name: string; ports: ListedPort[] }[];
-  };
-
-  return body.agents.find((a) => a.name === name)?.ports ?? [];
-}
 
 describe('the one-file agent, copied alone into a directory', () => {
   let dir: string;
@@ -150,7 +137,7 @@ describe('the one-file agent, copied alone into a directory', () => {
 
     expect(await open.exited).toBe(0);
     await relay.program.waitForLine((line) => line.includes(`Open this page to continue: ${page}`));
-    expect(await portsOf(relay, 'one-file')).toContainEqual(
+    expect(await portsOf(relay.url, 'one-file')).toContainEqual(
       expect.objectContaining({ hostPort: port, status: 'mirrored', sources: ['login'] }),
     );
   });

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Namespace } from '../helpers/netns.js';
 import { freePort } from '../helpers/ports.js';
 import { AGENT_CLI, type Program } from '../helpers/processes.js';
+import { portsOf } from '../helpers/relay-api.js';
 import { mintToken, type RelayProcess, startRelayProcess, tempDir } from '../helpers/relay.js';
 
 const SIGNAL_EXIT = fileURLToPath(new URL('../fixtures/signal-exit.mjs', import.meta.url));
@@ -23,20 +24,6 @@ const HAND_OFF_RAW =
   "    s.on('connect', () => s.write(url + '\\n')); s.on('data', () => s.end()); s.on('close', done);" +
   '  }); } })();';
 const NOT_A_WEB_PAGE = /asked to open something that is not a web page/;
-
-interface ListedPort {
-  hostPort: number;
-  status: string;
-  sources: string[];
-}
-
-async function portsOf(relay: RelayProcess, name: string): Promise<ListedPort[]> {
-  const body = (await (await fetch(`${relay.url}/api/agents`)).json()) as {
-    agents: { name: string; ports: ListedPort[] }[];
-  };
-
-  return body.agents.find((a) => a.name === name)?.ports ?? [];
-}
 
 describe('porthole-agent run and open in a namespace', () => {
   let ns: Namespace;
@@ -120,7 +107,7 @@ describe('porthole-agent run and open in a namespace', () => {
     await wrapped.waitForLine(/^opened$/);
     await relay.program.waitForLine((line) => line.includes(`Open this page to continue: ${page}`));
 
-    expect(await portsOf(relay, 'wrapped')).toContainEqual(
+    expect(await portsOf(relay.url, 'wrapped')).toContainEqual(
       expect.objectContaining({ hostPort: port, status: 'mirrored', sources: ['login'] }),
     );
     wrapped.child.kill('SIGTERM');

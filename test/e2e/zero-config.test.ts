@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Namespace } from '../helpers/netns.js';
 import { freePort } from '../helpers/ports.js';
 import { AGENT_CLI, type Program } from '../helpers/processes.js';
+import { listAgents } from '../helpers/relay-api.js';
 import {
   mintToken,
   type RelayProcess,
@@ -64,12 +65,11 @@ function refused(port: number): Promise<boolean> {
   });
 }
 
-async function portsOf(relay: RelayProcess, name: string): Promise<number[] | undefined> {
-  const body = (await (await fetch(`${relay.url}/api/agents`)).json()) as {
-    agents: { name: string; ports: { hostPort: number }[] }[];
-  };
+// The host ports the relay lists for agent `name`; undefined when it does not list the agent.
+async function hostPortsOf(relay: RelayProcess, name: string): Promise<number[] | undefined> {
+  const agents = await listAgents(relay.url);
 
-  return body.agents.find((a) => a.name === name)?.ports.map((p) => p.hostPort);
+  return agents.find((a) => a.name === name)?.ports.map((p) => p.hostPort);
 }
 
 describe('the port watcher, which needs no setting in the container', () => {
@@ -144,7 +144,7 @@ describe('the port watcher, which needs no setting in the container', () => {
     expect(await open.exited).toBe(0);
     await relay.program.waitForLine((line) => line.includes(`Open this page to continue: ${page}`));
 
-    expect(await portsOf(relay, 'unwatched')).toEqual([]);
+    expect(await hostPortsOf(relay, 'unwatched')).toEqual([]);
     expect(await refused(port)).toBe(true);
   });
 });

@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 
 /** A TCP port that was free on 127.0.0.1 and ::1 a moment ago. */
 export async function freePort(): Promise<number> {
@@ -17,6 +17,19 @@ export async function freePort(): Promise<number> {
   }
 
   throw new Error('no free port found');
+}
+
+/** How a TCP connection to `host`:`port` ends: 'connected', or the error code (ECONNREFUSED…). */
+export function dial(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, host);
+
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
 }
 
 function isFree(host: string, port: number): Promise<boolean> {
