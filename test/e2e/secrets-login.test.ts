@@ -5,12 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { AuthServer } from '../helpers/auth-server.js';
 import { launchChromium, openUntilText } from '../helpers/browser.js';
 import { httpRequest } from '../helpers/http-client.js';
+import { OPEN_PROMPT, promptedUrl, redirectOf, stateOf } from '../helpers/login-pages.js';
 import { Namespace } from '../helpers/netns.js';
 import { AGENT_CLI } from '../helpers/processes.js';
 import { mintToken, startRelayProcess } from '../helpers/relay.js';
 
 const TOOL = fileURLToPath(new URL('../fixtures/oauth-cli.mjs', import.meta.url));
-const PROMPT = /Open this page to continue: (\S+)/;
 
 describe('a whole login at debug level', () => {
   it('keeps the code, the token and the callback header values out of logs, pages and the API', async () => {
@@ -34,14 +34,12 @@ describe('a whole login at debug level', () => {
     );
 
     try {
-      const url = PROMPT.exec(await relay.program.waitForLine(PROMPT))?.[1] ?? '';
-      const state = new URL(url).searchParams.get('state') ?? '';
+      const url = await promptedUrl(relay);
+      const state = stateOf(url);
       const context = await browser.newContext({
         extraHTTPHeaders: { 'x-callback-secret': 'HEADERVALUE4242' },
       });
-      const callbackPort = Number(
-        new URL(new URL(url).searchParams.get('redirect_uri') ?? '').port,
-      );
+      const callbackPort = Number(redirectOf(url).port);
 
       await context.addCookies([
         { name: 'sid', value: 'COOKIEVALUE2323', domain: 'localhost', path: '/' },
@@ -61,7 +59,7 @@ describe('a whole login at debug level', () => {
           headers: { host: 'evil.example' },
         }),
       ].map((res) => res.body.toString());
-      const relayLogs = relay.program.lines.filter((line) => !PROMPT.test(line));
+      const relayLogs = relay.program.lines.filter((line) => !OPEN_PROMPT.test(line));
       const agentLogs = tool.records
         .filter((r) => r['name'] === 'porthole-agent')
         .map((r) => JSON.stringify(r));

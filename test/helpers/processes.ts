@@ -117,3 +117,18 @@ export class Program {
     });
   }
 }
+
+/** The exit code of `program`; fails with its output when it still runs after `timeoutMs`. */
+export async function exitOf(program: Program, timeoutMs = 15_000): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  const code = await Promise.race([program.exited, deadline]);
+
+  clearTimeout(timer);
+  if (code === 'timeout') {
+    throw new Error(`still running after ${timeoutMs} ms:\n${program.output}`);
+  }
+  return code;
+}
