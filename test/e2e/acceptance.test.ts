@@ -13,9 +13,10 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { CONSENT_BUTTON, McpOAuthServer } from '../fixtures/mcp-oauth-server.js';
 import { NATIVE_CLIENT_ID, OpenIdProvider } from '../fixtures/openid-provider.js';
 import { type AgentBundle, bundleAgentInto } from '../helpers/agent-bundle.js';
-import { launchChromium } from '../helpers/browser.js';
+import { launchChromium, pageReport, watchFailedRequests } from '../helpers/browser.js';
+import { OPEN_PROMPT, promptedUrl, redirectOf, stateOf } from '../helpers/login-pages.js';
 import { Namespace } from '../helpers/netns.js';
-import { Program } from '../helpers/processes.js';
+import { exitOf, Program } from '../helpers/processes.js';
 import { mintToken, type RelayProcess, startRelayProcess, tempDir } from '../helpers/relay.js';
 
 // Whole logins of OAuth software that porthole's authors did not write: oidc-provider with
@@ -33,7 +34,6 @@ const TEST_PACKAGE = fileURLToPath(new URL('..', import.meta.url));
  */
 const IDP_HOST = 'idp.test';
 const MCP_HOST = 'mcp.test';
-const OPEN_PROMPT = /Open this page to continue: (\S+)/;
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
 /** What mcp-remote prints once it has exchanged the code and stored the tokens. */
 const MCP_REMOTE_AUTHORIZED = /Recursively reconnecting for reason: authentication-needed/;
@@ -229,25 +229,6 @@ function containerEnv(c: Container): Record<string, string> {
   };
 }
 
-/** The next page the relay asks to open, other than those in `taken`. */
-async function promptedUrl(relay: RelayProcess, taken: string[] = []): Promise<string> {
-  const urlOf = (line: string) => OPEN_PROMPT.exec(line)?.[1];
-  const line = await relay.program.waitForLine((l) => {
-    const url = urlOf(l);
-    return url !== undefined && !taken.includes(url);
-  });
-
-  return urlOf(line) ?? '';
-}
-
-function redirectOf(url: string): URL {
-  return new URL(new URL(url).searchParams.get('redirect_uri') ?? '');
-}
-
-function stateOf(url: string): string {
-  return new URL(url).searchParams.get('state') ?? '';
-}
-
 /**
  * Checks that porthole's own log lines, the relay's and the agent's (JSON lines among a tool's
  * output), carry none of `secrets` (codes, states), except the page the relay asks to open,
@@ -275,7 +256,7 @@ async function inBrowser(
   browserContext = context,
 ): Promise<BrowserLogin> {
   const page = await browserContext.newPage();
-  const failed: string[] = [];
+  const requests = watchFailedRequests(page);
   let firstRequestAt: bigint | undefined;
   let callbackAt: bigint | undefined;
 
@@ -285,21 +266,12 @@ async function inBrowser(
     firstRequestAt ??= at;
     if (LOOPBACK_NAMES.includes(new URL(request.url()).hostname)) callbackAt ??= at;
   });
-  page.on('requestfailed', (request) =>
-    failed.push(`${request.method()} ${request.url()}: ${request.failure()?.errorText}`),
-  );
   try {
     await page.goto(url, { waitUntil: 'commit', timeout: STEP_TIMEOUT_MS });
     await steps(page);
   } catch (err) {
-    const shown = await page
-      .locator('body')
-      .innerText({ timeout: 1_000 })
-      .catch(() => '(nothing)');
-
     throw new Error(
-      `the login broke in the browser at ${page.url()} showing ` +
-        `${JSON.stringify(shown.slice(0, 500))}; failed requests: ${failed.join('; ') || 'none'}: ` +
+      `the login broke in the browser at ${await pageReport(page, requests.failed)}: ` +
         (err as Error).message,
       { cause: err },
     );
@@ -314,20 +286,6 @@ function record(login: BrowserLogin, tokensAt: bigint, label = ''): void {
     total: Number(tokensAt - login.firstRequestAt) / 1e6,
     fromCallback: Number(tokensAt - login.callbackAt) / 1e6,
   });
-}
-
-async function exitOf(program: Program, timeoutMs = 15_000): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), timeoutMs);
-  });
-  const code = await Promise.race([program.exited, deadline]);
-
-  clearTimeout(timer);
-  if (code === 'timeout') {
-    throw new Error(`still running after ${timeoutMs} ms:\n${program.output}`);
-  }
-  return code;
 }
 
 /** The lines a stream carries, each with the time it arrived (monotonic clock). */

@@ -1,16 +1,18 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
-import type { Browser, BrowserContext } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
-import { AuthServer } from '../helpers/auth-server.js';
-import { launchChromium, openUntilText } from '../helpers/browser.js';
+import { openUntilText } from '../helpers/browser.js';
+import { setUpBrowserLogins } from '../helpers/browser-logins.js';
 import { httpRequest } from '../helpers/http-client.js';
+import { OPEN_PROMPT, promptedUrl, stateOf } from '../helpers/login-pages.js';
 import { Namespace } from '../helpers/netns.js';
-import { AGENT_CLI, type Program } from '../helpers/processes.js';
+import { AGENT_CLI, exitOf, type Program } from '../helpers/processes.js';
+import { listAgents } from '../helpers/relay-api.js';
 import {
   mintToken,
   type RelayProcess,
@@ -18,27 +20,13 @@ import {
   tempDir,
   waitForMirror,
 } from '../helpers/relay.js';
+import { until } from '../helpers/until.js';
 
 const TOOL = fileURLToPath(new URL('../fixtures/oauth-cli.mjs', import.meta.url));
 const SUCCESS_TEXT = 'Login complete';
-const OPEN_PROMPT = /Open this page to continue: (\S+)/;
 const PRINTED_URL = /Please visit this URL to authorize: (\S+)/;
 
 type Launch = 'browser-env' | 'xdg-open' | 'open-package' | 'print';
-
-/** One mirrored port as `/api/agents` lists it. */
-interface ListedPort {
-  hostPort: number;
-  containerPort: number;
-  status: string;
-  source?: string;
-  sources?: string[];
-}
-
-interface ListedAgent {
-  name: string;
-  ports: ListedPort[];
-}
 
 /** A watcher figure: from the tool's listen() to the relay listing its port as mirrored. */
 interface WatcherFigure {
@@ -48,22 +36,11 @@ interface WatcherFigure {
   source: string;
 }
 
-let browser: Browser;
-let auth: AuthServer;
-let context: BrowserContext;
-let cleanups: (() => unknown)[] = [];
-let programs: { label: string; program: Program }[] = [];
+const logins = setUpBrowserLogins();
+const { cleanups, track } = logins;
 const figures: WatcherFigure[] = [];
 
-beforeAll(async () => {
-  browser = await launchChromium();
-  auth = await AuthServer.start();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await auth?.close();
-
+afterAll(() => {
   if (figures.length > 0) {
     const lines = figures.map(
       (f) => `  ${f.ms.toFixed(1).padStart(7)} ms  port ${f.port}  (${f.source})  ${f.test}`,
@@ -72,31 +49,6 @@ afterAll(async () => {
     console.log(`watcher: listen() → mirror listed by /api/agents\n${lines.join('\n')}`);
   }
 });
-
-beforeEach(async ({ onTestFailed }) => {
-  const current: typeof programs = [];
-
-  programs = current;
-  context = await browser.newContext();
-  // Runs after afterEach has stopped everything, so it reads this test's list, not `programs`.
-  onTestFailed(() => {
-    for (const { label, program } of current) {
-      console.log(`--- ${label} (last 80 lines)\n${program.lines.slice(-80).join('\n')}`);
-    }
-  });
-});
-
-afterEach(async () => {
-  await context.close();
-  for (const cleanup of cleanups.reverse()) await cleanup();
-  cleanups = [];
-});
-
-function track(label: string, program: Program): Program {
-  programs.push({ label, program });
-  cleanups.push(() => program.stop());
-  return program;
-}
 
 /** Fresh namespaces (container stand-ins), each on a link subnet of its own. */
 function createNamespaces(count: number): Namespace[] {
@@ -156,7 +108,7 @@ async function runTool(
         process.execPath,
         TOOL,
         '--auth',
-        auth.authorizeUrl,
+        logins.auth.authorizeUrl,
         '--launch',
         launch,
         ...toolArgs,
@@ -164,17 +116,6 @@ async function runTool(
       { PORTHOLE_TOKEN: token },
     ),
   );
-}
-
-/** The next authorization URL the relay shows, other than those in `taken`. */
-async function promptedUrl(relay: RelayProcess, taken: string[] = []): Promise<string> {
-  const urlOf = (line: string) => OPEN_PROMPT.exec(line)?.[1];
-  const line = await relay.program.waitForLine((l) => {
-    const url = urlOf(l);
-    return url !== undefined && !taken.includes(url);
-  });
-
-  return urlOf(line) ?? '';
 }
 
 async function printedUrl(tool: Program): Promise<string> {
@@ -190,32 +131,15 @@ async function listening(tool: Program): Promise<{ port: number; at: bigint }> {
 
 /** Opens `url` in a new page of this test's browser context and waits for the tool's page. */
 async function browse(url: string, timeoutMs?: number): Promise<void> {
-  const page = await context.newPage();
+  const page = await logins.context.newPage();
 
   await openUntilText(page, url, SUCCESS_TEXT, timeoutMs);
-}
-
-function stateOf(url: string): string {
-  return new URL(url).searchParams.get('state') ?? '';
-}
-
-async function exitOf(program: Program, timeoutMs = 15_000): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), timeoutMs);
-  });
-  const code = await Promise.race([program.exited, deadline]);
-
-  clearTimeout(timer);
-  if (code === 'timeout')
-    throw new Error(`still running after ${timeoutMs} ms:\n${program.output}`);
-  return code;
 }
 
 /** The tool exited 0 after receiving the very code the authorization server issued to it. */
 async function expectCodeDelivered(tool: Program, url: string): Promise<void> {
   const state = stateOf(url);
-  const issued = auth.codeFor(state);
+  const issued = logins.auth.codeFor(state);
 
   expect(issued, `no code was issued for state ${state}`).toBeDefined();
   expect(await exitOf(tool)).toBe(0);
@@ -227,27 +151,11 @@ function requestsSeen(tool: Program): string[] {
   return tool.lines.flatMap((line) => /^request (\S+ \S+)$/.exec(line)?.[1] ?? []);
 }
 
-async function listAgents(relayUrl: string): Promise<ListedAgent[]> {
-  const res = await fetch(`${relayUrl}/api/agents`);
-
-  return ((await res.json()) as { agents: ListedAgent[] }).agents;
-}
-
-async function waitForAgent(relayUrl: string, name: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-
-  while (Date.now() < deadline) {
-    const agents = await listAgents(relayUrl).catch(() => []);
-
-    if (agents.some((agent) => agent.name === name)) return;
-    await sleep(25);
-  }
-
-  throw new Error(`agent ${name} did not connect within ${timeoutMs} ms`);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+async function waitForAgent(relayUrl: string, name: string): Promise<void> {
+  await until(
+    async () => (await listAgents(relayUrl).catch(() => [])).some((agent) => agent.name === name),
+    `agent ${name} to connect`,
+  );
 }
 
 /**
@@ -338,6 +246,33 @@ async function loginThroughRelay(
   return { tool, relay, url };
 }
 
+/**
+ * A gemini-style login in a namespace of its own, mirrored and waiting for its callback. Such a
+ * listener ends the login on its first request, so `finish` (the browser's callback and the
+ * checks that the tool got its code) succeeds only if nothing else reached the listener first.
+ */
+async function mirroredGeminiLogin(): Promise<{
+  url: string;
+  port: number;
+  finish: () => Promise<void>;
+}> {
+  const [ns] = createNamespaces(1) as [Namespace];
+  const relay = await startRelay([ns]);
+  const tool = await runTool(ns, relay, ['--style', 'gemini']);
+  const url = await promptedUrl(relay);
+  const { port } = await listening(tool);
+
+  await waitForMirror(relay.url, port);
+
+  const finish = async () => {
+    await browse(url);
+    await expectCodeDelivered(tool, url);
+    expect(requestsSeen(tool)).toEqual(['GET /callback']);
+  };
+
+  return { url, port, finish };
+}
+
 describe('browser logins of command-line tools inside a network namespace', () => {
   it('carries a login to a random port with a localhost redirect and a listener on 127.0.0.1', async () => {
     const { tool } = await loginThroughRelay(['--bind', '127.0.0.1', '--port', '0']);
@@ -356,13 +291,13 @@ describe('browser logins of command-line tools inside a network namespace', () =
   it('carries a login whose redirect names 127.0.0.1', async () => {
     const { url } = await loginThroughRelay(['--redirect-host', '127.0.0.1']);
 
-    expect(auth.codeFor(stateOf(url))?.redirectUri).toMatch(/^http:\/\/127\.0\.0\.1:\d+\//);
+    expect(logins.auth.codeFor(stateOf(url))?.redirectUri).toMatch(/^http:\/\/127\.0\.0\.1:\d+\//);
   });
 
   it('carries a login whose redirect names [::1]', async () => {
     const { url } = await loginThroughRelay(['--bind', '::1', '--redirect-host', '[::1]']);
 
-    expect(auth.codeFor(stateOf(url))?.redirectUri).toMatch(/^http:\/\/\[::1\]:\d+\//);
+    expect(logins.auth.codeFor(stateOf(url))?.redirectUri).toMatch(/^http:\/\/\[::1\]:\d+\//);
   });
 
   it('carries a form_post callback to the root path', async () => {
@@ -470,7 +405,7 @@ describe('browser logins of command-line tools inside a network namespace', () =
       const got = /got code=(\S+) state=(\S+)/.exec(tool.output);
 
       expect(got, tool.output).not.toBeNull();
-      expect(auth.codeFor(got?.[2] ?? '')?.code).toBe(got?.[1]);
+      expect(logins.auth.codeFor(got?.[2] ?? '')?.code).toBe(got?.[1]);
     }
     expect(new Set([first, second].map(stateOf))).toEqual(
       new Set([toolA, toolB].map((tool) => /got code=\S+ state=(\S+)/.exec(tool.output)?.[1])),
@@ -496,9 +431,13 @@ describe('browser logins of command-line tools inside a network namespace', () =
 
     const tool = track(
       'tool',
-      ns.spawn(process.execPath, [TOOL, '--auth', auth.authorizeUrl, '--launch', 'browser-env'], {
-        BROWSER: shim,
-      }),
+      ns.spawn(
+        process.execPath,
+        [TOOL, '--auth', logins.auth.authorizeUrl, '--launch', 'browser-env'],
+        {
+          BROWSER: shim,
+        },
+      ),
     );
     const url = await promptedUrl(relay);
     const { port } = await listening(tool);
@@ -516,13 +455,7 @@ describe('browser logins of command-line tools inside a network namespace', () =
   });
 
   it('answers 421 to a request with a foreign Host and forwards nothing to the listener', async () => {
-    const [ns] = createNamespaces(1) as [Namespace];
-    const relay = await startRelay([ns]);
-    const tool = await runTool(ns, relay, ['--style', 'gemini']);
-    const url = await promptedUrl(relay);
-    const { port } = await listening(tool);
-
-    await waitForMirror(relay.url, port);
+    const { url, port, finish } = await mirroredGeminiLogin();
 
     const forged = await httpRequest(
       `http://127.0.0.1:${port}/callback?code=forged&state=${stateOf(url)}`,
@@ -532,19 +465,11 @@ describe('browser logins of command-line tools inside a network namespace', () =
     expect(forged.status).toBe(421);
     // A gemini-style listener ends the login on its first request, so this login only
     // succeeds if the forged request never reached it.
-    await browse(url);
-    await expectCodeDelivered(tool, url);
-    expect(requestsSeen(tool)).toEqual(['GET /callback']);
+    await finish();
   });
 
   it('answers 421 to a foreign Host however the request line is written', async () => {
-    const [ns] = createNamespaces(1) as [Namespace];
-    const relay = await startRelay([ns]);
-    const tool = await runTool(ns, relay, ['--style', 'gemini']);
-    const url = await promptedUrl(relay);
-    const { port } = await listening(tool);
-
-    await waitForMirror(relay.url, port);
+    const { url, port, finish } = await mirroredGeminiLogin();
 
     // What a page on a rebinding name can send with fetch: any method token, any URL length.
     const forged = [
@@ -558,9 +483,7 @@ describe('browser logins of command-line tools inside a network namespace', () =
       expect(answer.split('\r\n', 1)[0]).toBe('HTTP/1.1 421 Misdirected Request');
     }
 
-    await browse(url);
-    await expectCodeDelivered(tool, url);
-    expect(requestsSeen(tool)).toEqual(['GET /callback']);
+    await finish();
   });
 
   it('opens the authorization URL through the open package when started without --no-open', async () => {

@@ -5,14 +5,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import parsePrometheusTextFormat, { type MetricFamily } from 'parse-prometheus-text-format';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 
-import { AuthServer } from '../helpers/auth-server.js';
-import { launchChromium, openUntilText } from '../helpers/browser.js';
+import { openUntilText } from '../helpers/browser.js';
+import { setUpBrowserLogins } from '../helpers/browser-logins.js';
 import { type ContainerServer, startContainerServer } from '../helpers/container-server.js';
 import { httpRequest } from '../helpers/http-client.js';
+import { OPEN_PROMPT, stateOf } from '../helpers/login-pages.js';
 import { Namespace } from '../helpers/netns.js';
 import { freePort } from '../helpers/ports.js';
 import { AGENT_CLI, type Program } from '../helpers/processes.js';
@@ -28,7 +29,6 @@ import { until } from '../helpers/until.js';
 
 const TOOL = fileURLToPath(new URL('../fixtures/oauth-cli.mjs', import.meta.url));
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
-const OPEN_PROMPT = /Open this page to continue: (\S+)/;
 
 async function readMetrics(relayUrl: string): Promise<{ text: string; families: MetricFamily[] }> {
   const res = await fetch(`${relayUrl}/metrics`);
@@ -74,45 +74,11 @@ class EventTap {
 }
 
 describe('the status page while a login runs in a namespace', () => {
-  let browser: Browser;
-  let auth: AuthServer;
-  let context: BrowserContext;
-  let cleanups: (() => unknown)[] = [];
-  let programs: { label: string; program: Program }[] = [];
-
-  beforeAll(async () => {
-    browser = await launchChromium();
-    auth = await AuthServer.start();
+  const logins = setUpBrowserLogins({
+    context: { viewport: { width: 1200, height: 900 } },
+    lastLines: 60,
   });
-
-  afterAll(async () => {
-    await browser?.close();
-    await auth?.close();
-  });
-
-  beforeEach(async ({ onTestFailed }) => {
-    const current: typeof programs = [];
-
-    programs = current;
-    context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
-    onTestFailed(() => {
-      for (const { label, program } of current) {
-        console.log(`--- ${label} (last 60 lines)\n${program.lines.slice(-60).join('\n')}`);
-      }
-    });
-  });
-
-  afterEach(async () => {
-    await context.close();
-    for (const cleanup of cleanups.reverse()) await cleanup();
-    cleanups = [];
-  });
-
-  function track(label: string, program: Program): Program {
-    programs.push({ label, program });
-    cleanups.push(() => program.stop());
-    return program;
-  }
+  const { cleanups, track } = logins;
 
   /** A namespace standing in for a container, with a relay on the host that it can reach. */
   async function setUp(): Promise<{ ns: Namespace; relay: RelayProcess; token: string }> {
@@ -146,9 +112,13 @@ describe('the status page while a login runs in a namespace', () => {
 
     return track(
       'tool',
-      ns.spawn(process.execPath, [TOOL, '--auth', auth.authorizeUrl, '--launch', 'browser-env'], {
-        BROWSER: shim,
-      }),
+      ns.spawn(
+        process.execPath,
+        [TOOL, '--auth', logins.auth.authorizeUrl, '--launch', 'browser-env'],
+        {
+          BROWSER: shim,
+        },
+      ),
     );
   }
 
@@ -166,7 +136,7 @@ describe('the status page while a login runs in a namespace', () => {
   }
 
   async function openStatusPage(relay: RelayProcess): Promise<Page> {
-    const page = await context.newPage();
+    const page = await logins.context.newPage();
 
     await page.goto(`http://127.0.0.1:${relay.port}/`);
     await page.locator('#live.on').waitFor();
@@ -196,7 +166,9 @@ describe('the status page while a login runs in a namespace', () => {
     await agent.locator(`[data-port="${port}"]`, { hasText: 'mirrored' }).waitFor();
 
     const [url = ''] = await promptedUrls(relay, 1);
-    const login = page.locator('#logins tbody tr', { hasText: new URL(auth.authorizeUrl).host });
+    const login = page.locator('#logins tbody tr', {
+      hasText: new URL(logins.auth.authorizeUrl).host,
+    });
 
     await login
       .filter({ hasText: String(port) })
@@ -207,7 +179,7 @@ describe('the status page while a login runs in a namespace', () => {
 
     const sent = Date.now();
 
-    await openUntilText(await context.newPage(), url, 'Login complete');
+    await openUntilText(await logins.context.newPage(), url, 'Login complete');
 
     const delivered = page
       .locator('#requests tr[data-result="delivered"]', { hasText: 'GET /callback?code&state' })
@@ -232,7 +204,7 @@ describe('the status page while a login runs in a namespace', () => {
     expect(await page.evaluate(() => 'keptAcrossUpdates' in globalThis)).toBe(true);
     await page.screenshot({ path: join(ARTIFACTS, 'status-page.png'), fullPage: true });
 
-    const code = auth.codeFor(new URL(url).searchParams.get('state') ?? '')?.code;
+    const code = logins.auth.codeFor(stateOf(url))?.code;
 
     // Without a code the login did not run as it should, and its absence would prove nothing.
     expect(code).toMatch(/^[\w-]{16,}$/);

@@ -35,12 +35,8 @@ export async function openUntilText(
   timeoutMs = 30_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  // page.goto reports the first URL of a redirect chain; these say which hop broke.
-  const failed: string[] = [];
-  const onFailed = (request: Request) =>
-    failed.push(`${request.method()} ${request.url()}: ${request.failure()?.errorText}`);
+  const requests = watchFailedRequests(page);
 
-  page.on('requestfailed', onFailed);
   try {
     await page.goto(url, { waitUntil: 'commit', timeout: timeoutMs });
     await page
@@ -48,18 +44,39 @@ export async function openUntilText(
       .first()
       .waitFor({ state: 'visible', timeout: Math.max(1, deadline - Date.now()) });
   } catch (err) {
-    const shown = await page
-      .locator('body')
-      .innerText({ timeout: 1_000 })
-      .catch(() => '(nothing)');
-
     throw new Error(
-      `the browser did not show "${text}" after opening ${url}: it is at ${page.url()} ` +
-        `showing ${JSON.stringify(shown.slice(0, 500))}; failed requests: ` +
-        `${failed.join('; ') || 'none'}: ${(err as Error).message}`,
+      `the browser did not show "${text}" after opening ${url}: it is at ` +
+        `${await pageReport(page, requests.failed)}: ${(err as Error).message}`,
       { cause: err },
     );
   } finally {
-    page.off('requestfailed', onFailed);
+    requests.stop();
   }
+}
+
+/**
+ * Notes each request `page` sees fail, as `METHOD URL: error`, until `stop`. page.goto reports
+ * only the first URL of a redirect chain; these say which hop broke.
+ */
+export function watchFailedRequests(page: Page): { failed: string[]; stop: () => void } {
+  const failed: string[] = [];
+  const onFailed = (request: Request) =>
+    failed.push(`${request.method()} ${request.url()}: ${request.failure()?.errorText}`);
+
+  page.on('requestfailed', onFailed);
+
+  return { failed, stop: () => page.off('requestfailed', onFailed) };
+}
+
+/** Where `page` is and what it shows, and the requests that failed, for a failure message. */
+export async function pageReport(page: Page, failed: readonly string[]): Promise<string> {
+  const shown = await page
+    .locator('body')
+    .innerText({ timeout: 1_000 })
+    .catch(() => '(nothing)');
+
+  return (
+    `${page.url()} showing ${JSON.stringify(shown.slice(0, 500))}; failed requests: ` +
+    `${failed.join('; ') || 'none'}`
+  );
 }
