@@ -1,4 +1,9 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+} from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,7 +17,7 @@ import {
   TOKEN_ISSUER,
   verifyRelayProof,
 } from '@porthole/shared';
-import { SignJWT } from 'jose';
+import { type JWTPayload, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 
@@ -25,6 +30,21 @@ import {
   startRelayProcess,
   waitForMirror,
 } from '../helpers/relay.js';
+
+// A token for agent "dev" signed with `key` that expired an hour ago, with `claims` besides.
+function expiredToken(key: KeyObject, claims: JWTPayload = {}): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'EdDSA' })
+    .setSubject('dev')
+    .setAudience(TOKEN_AUDIENCE)
+    .setIssuer(TOKEN_ISSUER)
+    .setIssuedAt(now - 7200)
+    .setExpirationTime(now - 3600)
+    .setJti('old')
+    .sign(key);
+}
 
 // Answers a WebSocket upgrade on /agent the way the relay would, and reports the status.
 function upgradeStatus(
@@ -92,17 +112,7 @@ describe('who may connect', () => {
   });
 
   it('refuses an expired token with 401', async () => {
-    const key = createPrivateKey(readFileSync(relay.keyFile));
-    const now = Math.floor(Date.now() / 1000);
-    const expired = await new SignJWT({})
-      .setProtectedHeader({ alg: 'EdDSA' })
-      .setSubject('dev')
-      .setAudience(TOKEN_AUDIENCE)
-      .setIssuer(TOKEN_ISSUER)
-      .setIssuedAt(now - 7200)
-      .setExpirationTime(now - 3600)
-      .setJti('old')
-      .sign(key);
+    const expired = await expiredToken(createPrivateKey(readFileSync(relay.keyFile)));
 
     expect(await upgradeStatus(relay.wsUrl, { authorization: `Bearer ${expired}` })).toEqual({
       status: 401,
@@ -142,16 +152,7 @@ describe('who may connect', () => {
 
   it('stops an agent whose token has expired, before dialling', async () => {
     const key = createPrivateKey(readFileSync(relay.keyFile));
-    const now = Math.floor(Date.now() / 1000);
-    const expired = await new SignJWT({ rpk: publicJwk(key) })
-      .setProtectedHeader({ alg: 'EdDSA' })
-      .setSubject('dev')
-      .setAudience(TOKEN_AUDIENCE)
-      .setIssuer(TOKEN_ISSUER)
-      .setIssuedAt(now - 7200)
-      .setExpirationTime(now - 3600)
-      .setJti('old')
-      .sign(key);
+    const expired = await expiredToken(key, { rpk: publicJwk(key) });
     const agent = startAgentProcess(relay.wsUrl, expired);
 
     expect(await agent.exited).toBe(1);
