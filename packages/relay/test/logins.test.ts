@@ -1,3 +1,4 @@
+import type { RegisterMessage } from '@porthole/shared';
 import { describe, expect, it } from 'vitest';
 
 import { AgentRecord } from '../src/agent-record.js';
@@ -6,6 +7,13 @@ import type { PortBook } from '../src/port-book.js';
 import { NO_EVENTS, type RelayEvents } from '../src/relay-events.js';
 
 const ports = { add: async () => null, remove: () => undefined } as unknown as PortBook;
+// A login on the port and with the state that URL_WITH_STATE names.
+const REGISTER: RegisterMessage = {
+  type: 'register',
+  port: 43817,
+  path: '/callback',
+  state: 's3cr3t',
+};
 const URL_WITH_STATE =
   'https://login.example.com/authorize?client_id=cli&redirect_uri=http%3A%2F%2Flocalhost%3A43817%2Fcallback&state=s3cr3t';
 
@@ -21,12 +29,7 @@ describe('LoginBook for the status page', () => {
     const { logins, changes } = book();
     const dev = new AgentRecord('dev');
 
-    await logins.register(dev, {
-      type: 'register',
-      port: 43817,
-      path: '/callback',
-      state: 's3cr3t',
-    });
+    await logins.register(dev, REGISTER);
     logins.notePage(dev, URL_WITH_STATE);
 
     const [login] = logins.waiting();
@@ -47,12 +50,7 @@ describe('LoginBook for the status page', () => {
     const { logins } = book();
     const [dev, other] = [new AgentRecord('dev'), new AgentRecord('other')];
 
-    await logins.register(dev, {
-      type: 'register',
-      port: 43817,
-      path: '/callback',
-      state: 's3cr3t',
-    });
+    await logins.register(dev, REGISTER);
     logins.notePage(other, URL_WITH_STATE);
 
     expect(logins.waiting()[0]?.site).toBeNull();
@@ -62,12 +60,7 @@ describe('LoginBook for the status page', () => {
     const { logins } = book();
     const dev = new AgentRecord('dev');
 
-    await logins.register(dev, {
-      type: 'register',
-      port: 43817,
-      path: '/callback',
-      state: 's3cr3t',
-    });
+    await logins.register(dev, REGISTER);
     logins.notePage(dev, URL_WITH_STATE);
 
     const id = logins.waiting()[0]?.id ?? '';

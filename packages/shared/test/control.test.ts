@@ -94,6 +94,17 @@ function omit(value: { [key: string]: Json }, name: string): Json {
   return rest;
 }
 
+// What parsing `text` threw, as `text: error`, when it was anything but a ProtocolError.
+function unexpectedThrow(text: string): string[] {
+  try {
+    parseControlMessage(text);
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) return [`${text}: ${String(err)}`];
+  }
+
+  return [];
+}
+
 function expectInvalid(text: string): void {
   const err = thrownBy(() => parseControlMessage(text));
 
@@ -357,13 +368,7 @@ describe('parseControlMessage', () => {
     for (let i = 0; i < 400; i += 1) {
       const text = JSON.stringify(value(0));
 
-      try {
-        parseControlMessage(text);
-      } catch (err) {
-        if (!(err instanceof ProtocolError)) {
-          failures.push(`${text}: ${String(err)}`);
-        }
-      }
+      failures.push(...unexpectedThrow(text));
     }
 
     expect(failures).toEqual([]);
@@ -400,13 +405,7 @@ describe('parseControlMessage', () => {
 
       const text = JSON.stringify(fields);
 
-      try {
-        parseControlMessage(text);
-      } catch (err) {
-        if (!(err instanceof ProtocolError)) {
-          failures.push(`${text}: ${String(err)}`);
-        }
-      }
+      failures.push(...unexpectedThrow(text));
     }
 
     expect(failures).toEqual([]);
