@@ -1,5 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 
+import { until } from './until.js';
+
 /** One Dockerfile instruction: its keyword in upper case and the rest of its line. */
 export interface Instruction {
   keyword: string;
@@ -42,21 +44,20 @@ export function unitValues(text: string, section: string, key: string): string[]
 }
 
 /** Polls `file` until its text matches `pattern`; fails with what it holds after a deadline. */
-export async function waitForFileText(
+export function waitForFileText(
   file: string,
   pattern: RegExp,
   timeoutMs = 15_000,
 ): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
+  const read = (absent: string) => (existsSync(file) ? readFileSync(file, 'utf8') : absent);
 
-  while (Date.now() < deadline) {
-    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  return until(
+    () => {
+      const text = read('');
 
-    if (pattern.test(text)) return text;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : '(no file)';
-
-  throw new Error(`${file} did not show ${String(pattern)} within ${timeoutMs} ms:\n${text}`);
+      return pattern.test(text) && text;
+    },
+    () => `${file} to show ${String(pattern)}; it holds:\n${read('(no file)')}`,
+    { timeoutMs, everyMs: 50 },
+  );
 }

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 import { AGENT_CLI, Program, RELAY_CLI } from './processes.js';
+import { type ListedAgent, listAgents } from './relay-api.js';
+import { until } from './until.js';
 
 /** A relay started from its command line, with a key file of its own. */
 export interface RelayProcess {
@@ -100,26 +102,14 @@ export async function waitForMirror(
   hostPort: number,
   timeoutMs = 15_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const mirrored = (agents: ListedAgent[]) =>
+    agents.some((a) => a.ports.some((p) => p.hostPort === hostPort && p.status === 'mirrored'));
 
-  while (Date.now() < deadline) {
-    const res = await fetch(`${relayUrl}/api/agents`).catch(() => null);
-    const body = (await res?.json().catch(() => null)) as {
-      agents: { ports: { hostPort: number; status: string }[] }[];
-    } | null;
-
-    if (
-      body?.agents.some((a) =>
-        a.ports.some((p) => p.hostPort === hostPort && p.status === 'mirrored'),
-      )
-    ) {
-      return;
-    }
-
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-
-  throw new Error(`host port ${hostPort} was not mirrored within ${timeoutMs} ms`);
+  await until(
+    async () => mirrored(await listAgents(relayUrl).catch(() => [])),
+    `host port ${hostPort} to be mirrored`,
+    { timeoutMs },
+  );
 }
 
 /** Writes a fresh Ed25519 relay key where the relay would keep it (0600, in a 0700 folder). */
