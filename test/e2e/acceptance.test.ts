@@ -13,7 +13,12 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { CONSENT_BUTTON, McpOAuthServer } from '../fixtures/mcp-oauth-server.js';
 import { NATIVE_CLIENT_ID, OpenIdProvider } from '../fixtures/openid-provider.js';
 import { type AgentBundle, bundleAgentInto } from '../helpers/agent-bundle.js';
-import { launchChromium, pageReport, watchFailedRequests } from '../helpers/browser.js';
+import {
+  gotoLoginPage,
+  launchChromium,
+  pageReport,
+  watchFailedRequests,
+} from '../helpers/browser.js';
 import { OPEN_PROMPT, promptedUrl, redirectOf, stateOf } from '../helpers/login-pages.js';
 import { Namespace } from '../helpers/netns.js';
 import { exitOf, Program } from '../helpers/processes.js';
@@ -267,7 +272,7 @@ async function inBrowser(
     if (LOOPBACK_NAMES.includes(new URL(request.url()).hostname)) callbackAt ??= at;
   });
   try {
-    await page.goto(url, { waitUntil: 'commit', timeout: STEP_TIMEOUT_MS });
+    await gotoLoginPage(page, url, STEP_TIMEOUT_MS);
     await steps(page);
   } catch (err) {
     throw new Error(

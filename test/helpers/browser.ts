@@ -23,6 +23,40 @@ export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   });
 }
 
+const LOOPBACK_HOSTNAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Opens the first page of a login, as page.goto does, but tries again when Chromium aborted
+ * it with ERR_NETWORK_CHANGED before anything was sent to a loopback address. Chromium
+ * aborts what is in flight whenever an address on the machine changes, and the tests running
+ * beside this one add and remove network namespaces all the time. Only the provider's page is
+ * ever asked again: once the browser has set out for a callback, a failure stands, since a
+ * second callback is not what a user's browser would send.
+ */
+export async function gotoLoginPage(page: Page, url: string, timeoutMs: number): Promise<void> {
+  let towardLoopback = false;
+  const onRequest = (request: Request) => {
+    if (LOOPBACK_HOSTNAMES.has(new URL(request.url()).hostname)) towardLoopback = true;
+  };
+
+  page.on('request', onRequest);
+
+  try {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await page.goto(url, { waitUntil: 'commit', timeout: timeoutMs });
+        return;
+      } catch (err) {
+        const changed = (err as Error).message.includes('ERR_NETWORK_CHANGED');
+
+        if (!changed || towardLoopback || attempt === 3) throw err;
+      }
+    }
+  } finally {
+    page.off('request', onRequest);
+  }
+}
+
 /**
  * Sends `page` to `url`, lets it follow whatever redirects, scripts and form posts come, and
  * resolves once the page shows `text`. On the deadline it fails with where the page ended up
@@ -38,7 +72,7 @@ export async function openUntilText(
   const requests = watchFailedRequests(page);
 
   try {
-    await page.goto(url, { waitUntil: 'commit', timeout: timeoutMs });
+    await gotoLoginPage(page, url, timeoutMs);
     await page
       .getByText(text)
       .first()
