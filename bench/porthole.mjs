@@ -131,7 +131,7 @@ export function portholeBuild(root = ROOT) {
 
   if (!existsSync(relay) || !existsSync(agentCli)) {
     throw new Error(
-      `porthole is not built in ${root}: run \`npm run setup && npm run build\` there`,
+      `porthole is not built in ${root}: run \`npm run setup\` there, which builds it`,
     );
   }
 

@@ -199,7 +199,10 @@ function explanations(v) {
     const [ms, run, wait] = ['tailMs', 'tailRun', 'tailWait'].map((figure) => v(figure, path));
 
     if (![ms, run, wait].every(Number.isFinite)) return null;
-    return `${n(ms)} ms on average, while its processes ran ${n(run)} ms and waited ${n(wait)} ms for a CPU, added up`;
+    return (
+      `${n(ms)} ms on average, of which the processes ran ${n(run)} ms in all and waited ` +
+      `${n(wait)} ms for a CPU (added up over the processes)`
+    );
   };
 
   return {
@@ -413,11 +416,12 @@ function methodLines(config) {
       '`--no-watch` where it has that flag, so that it carries the mapped port only); with ' +
       '`--baseline DIR` the same for the porthole built in checkout DIR; **ssh -R** ' +
       '(client → sshd forwarded port → ssh connection → `ssh -N -R` → server, OpenSSH defaults).',
-    `- A warm-up pass over every path comes first and is not counted: ${config.warmupSequential} ` +
+    '- A warm-up pass over every path comes first and is not counted: ' +
+      `${config.warmupSequential.toLocaleString('en-US')} ` +
       'sequential requests, then a shorter download, upload and burst of concurrent requests, so ' +
       "that the JIT has compiled the hot code of every Node process (the relay's and agent's CPU " +
-      'time per small request was measured to settle only after about 10,000 requests, that of ' +
-      'the two plain proxies after about 5,000). Then rounds interleave the paths: each ' +
+      'time per small request was measured to settle only after 6,000 to 11,000 requests, that ' +
+      'of the two plain proxies after 4,000 to 5,000). Then rounds interleave the paths: each ' +
       'measurement runs on every path before the next one starts, and the order of the paths ' +
       'rotates from round to round, so that drift of the machine hits all paths alike.',
     `- Latency: ${config.sequential} sequential GETs of a 31-byte body over one keep-alive ` +

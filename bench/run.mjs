@@ -49,9 +49,9 @@ const WARMUP = { transferBytes: 20 * MIB, concurrency: 200 };
 const CONFIGS = {
   full: {
     rounds: 9,
-    // Measured: the relay's and agent's CPU time per small request settles only after about
-    // 10,000 of them (the JIT keeps optimizing until then); two plain hops settle after about
-    // 5,000. Fewer would measure porthole warming up, not porthole.
+    // Measured: the relay's and agent's CPU time per small request settles only after 6,000 to
+    // 11,000 of them (the JIT keeps optimizing until then), that of two plain proxies after 4,000
+    // to 5,000. Fewer would measure porthole warming up, not porthole.
     warmupSequential: 10_000,
     sequential: 1000,
     transferBytes: 100 * MIB,
