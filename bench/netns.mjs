@@ -3,6 +3,7 @@
 // where they are missing, so that the caller can fall back to the host's loopback.
 import { execFileSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 
 import { startChild } from './children.mjs';
 
@@ -58,6 +59,9 @@ function namespace(name, subnet, hostLink) {
     hostAddress,
     configure(innerLink) {
       ip('link', 'set', innerLink, 'netns', name);
+      // As in the tests: no delayed IPv6 link-local address on the host's end, whose arrival
+      // would break a Chromium test running beside this benchmark (ERR_NETWORK_CHANGED).
+      writeFileSync(`/proc/sys/net/ipv6/conf/${hostLink}/disable_ipv6`, '1');
       ip('addr', 'add', `${hostAddress}/30`, 'dev', hostLink);
       ip('link', 'set', hostLink, 'up');
       inside('addr', 'add', `${address}/30`, 'dev', innerLink);
