@@ -30,6 +30,10 @@ export const messages = {
   unprovenError: (code: string) =>
     `the server reported ${code} before proving it is the relay; not trusting its message`,
   relayError: (code: string, text: string) => `relay says: ${text} (${code})`,
+  sameNetwork: () =>
+    "this agent runs in the relay's own network (on the relay's machine, or in a container " +
+    'with --network host), where the browser reaches its ports as they are: it carries only ' +
+    '--map ports under another number. Start it inside a container with a network of its own',
   // A path names one file; a bare name was looked up on PATH, as a shell says it.
   commandNotFound: (file: string, isPath: boolean) =>
     isPath ? `${file}: no such file or directory` : `${file}: command not found`,

@@ -16,6 +16,7 @@ import {
   LOGIN_TTL_MS,
   MAX_MESSAGE_BYTES,
   MAX_PENDING_LOGINS,
+  networkNamespaceId,
   parseControlMessage,
   PortholeError,
   type PortMapping,
@@ -38,6 +39,9 @@ import { messages, tokenAdvice } from './messages.js';
 import { askRelayProof } from './relay-proof.js';
 
 export const AGENT_SOFTWARE = 'porthole-agent/0.1.0';
+
+// Read once: a process does not change its network namespace.
+const NETWORK = networkNamespaceId();
 
 export interface TunnelClientOptions {
   /** `ws://` or `wss://` address of the relay. */
@@ -108,6 +112,8 @@ export class TunnelClient {
   #attempt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #preTokenCheck: AbortController | undefined;
+  /** The relay said this agent shares its loopback (see WelcomeMessage). */
+  #sameNetwork = false;
   #stopped = false;
   #settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
   #onConnected: (() => void) | undefined;
@@ -123,7 +129,7 @@ export class TunnelClient {
   setListeningPorts(ports: number[]): void {
     this.#listening = ports;
 
-    if (this.#live !== undefined) {
+    if (this.#live !== undefined && !this.#sameNetwork) {
       this.#send(this.#live, { type: 'ports', ports });
     }
   }
@@ -185,7 +191,9 @@ export class TunnelClient {
       this.#send(ws, { type: 'map', mappings: this.#options.mappings });
     }
 
-    this.#send(ws, { type: 'ports', ports: this.#listening });
+    // On the relay's own loopback the relay carries no port under its own number: announcing
+    // them all would only fill both logs with refusals.
+    if (!this.#sameNetwork) this.#send(ws, { type: 'ports', ports: this.#listening });
     this.#pruneLogins();
 
     for (const { callback } of this.#logins.values()) {
@@ -290,7 +298,13 @@ export class TunnelClient {
     });
     ws.on('open', () => {
       keepAlive(ws, () => this.#log.warn('the relay stopped answering pings'));
-      this.#send(ws, { type: 'hello', version: PROTOCOL_VERSION, nonce, software: AGENT_SOFTWARE });
+      this.#send(ws, {
+        type: 'hello',
+        version: PROTOCOL_VERSION,
+        nonce,
+        software: AGENT_SOFTWARE,
+        ...(NETWORK === undefined ? {} : { network: NETWORK }),
+      });
       // A server that upgrades and then says nothing must not hold the agent forever.
       const timer = setTimeout(() => {
         if (verified) return;
@@ -399,6 +413,12 @@ export class TunnelClient {
     this.#attempt = 0;
     this.#live = ws;
     this.#log.info({ relay: this.#url }, messages.connected(token.name, this.#url));
+
+    if (message.sameNetwork === true && !this.#sameNetwork) {
+      this.#sameNetwork = true;
+      this.#log.warn(messages.sameNetwork());
+    }
+
     this.#announce(ws);
     this.#onConnected?.();
   }

@@ -27,6 +27,8 @@ export interface AgentConnectionHooks {
   privateKey: KeyObject;
   software: string;
   logger: Logger;
+  /** The relay's own network namespace (networkNamespaceId), where it can tell. */
+  network: string | undefined;
   onReady(connection: AgentConnection): void;
   onMessage(connection: AgentConnection, message: AgentMessage): void;
   onClose(connection: AgentConnection): void;
@@ -47,6 +49,11 @@ export class AgentConnection {
   readonly address: string;
   readonly connectedAt = new Date();
   readonly log: Logger;
+  /**
+   * The agent runs in the relay's own network namespace (on this machine, or in a container
+   * with `--network host`): a mirror of its port P would be the very 127.0.0.1:P it dials.
+   */
+  sameNetwork = false;
   readonly #ws: WebSocket;
   readonly #hooks: AgentConnectionHooks;
   readonly #session: StreamSession;
@@ -185,11 +192,13 @@ export class AgentConnection {
     }
 
     clearTimeout(this.#handshakeTimer);
+    this.sameNetwork = message.network !== undefined && message.network === this.#hooks.network;
     this.send({
       type: 'welcome',
       version: PROTOCOL_VERSION,
       proof: signRelayProof(this.#hooks.privateKey, message.nonce),
       software: this.#hooks.software,
+      ...(this.sameNetwork ? { sameNetwork: true } : {}),
     });
     this.#ready = true;
     this.#hooks.onReady(this);

@@ -3,8 +3,19 @@ import type { MappedMessage, PortSource } from '@porthole/shared';
 import type { AgentRecord, PortEntry } from './agent-record.js';
 import type { Logger } from './logger.js';
 import { messages } from './messages.js';
-import type { MirrorSet } from './mirrors.js';
+import type { ClaimResult, MirrorSet } from './mirrors.js';
 import { NO_EVENTS, type RelayEvents } from './relay-events.js';
+
+// An agent on the relay's own loopback would dial the mirror itself, which would carry the
+// connection back to the agent, which would dial the mirror again: a loop that opens
+// connections until the machine runs out. Its ports are reachable as they are anyway.
+function sameNetwork(): ClaimResult {
+  return {
+    status: 'failed',
+    addresses: [],
+    detail: "the agent shares the relay's network, where this port is reachable as it is",
+  };
+}
 
 /**
  * Keeps each agent's ports and the mirrors in step. A port may be wanted for several reasons
@@ -40,7 +51,10 @@ export class PortBook {
       return null;
     }
 
-    const result = await this.#mirrors.claim(record, hostPort, containerPort);
+    const result =
+      record.connection?.sameNetwork === true && hostPort === containerPort
+        ? sameNetwork()
+        : await this.#mirrors.claim(record, hostPort, containerPort);
     const next: PortEntry = {
       hostPort,
       containerPort,

@@ -13,6 +13,7 @@ import {
   DEFAULT_HOLD_MS,
   ErrorCodes,
   isNonce,
+  networkNamespaceId,
   PortholeError,
   PRE_TOKEN_PROOF_SUFFIX,
   PROTOCOL_VERSION,
@@ -156,6 +157,8 @@ function agentEndpoint(
   hub: AgentHub,
   monitor: RelayMonitor,
 ): AgentEndpoint {
+  const network = networkNamespaceId();
+
   return new AgentEndpoint(
     key.publicKey,
     logger,
@@ -164,6 +167,7 @@ function agentEndpoint(
         privateKey: key.privateKey,
         software: RELAY_SOFTWARE,
         logger,
+        network,
         onReady: (connection) => hub.ready(connection),
         onMessage: (connection, message) => hub.message(connection, message),
         onClose: (connection) => hub.closed(connection),

@@ -26,6 +26,8 @@ export interface HelloMessage {
   version: number;
   nonce: string;
   software: string;
+  /** The agent's network namespace (networkNamespaceId), where it can tell. */
+  network?: string;
 }
 
 export interface WelcomeMessage {
@@ -33,6 +35,11 @@ export interface WelcomeMessage {
   version: number;
   proof: string;
   software: string;
+  /**
+   * The agent shares the relay's loopback: the relay carries none of its ports under their own
+   * number, since a mirror there would be the very port the agent dials.
+   */
+  sameNetwork?: boolean;
 }
 
 export interface MapMessage {
@@ -143,6 +150,16 @@ function array(fields: Fields, name: string, max: number): unknown[] {
   return value;
 }
 
+function boolean(fields: Fields, name: string): boolean {
+  const value = fields[name];
+
+  if (typeof value !== 'boolean') {
+    throw invalid(`${name} must be true or false`);
+  }
+
+  return value;
+}
+
 const MIRROR_STATUSES: readonly string[] = ['mirrored', 'busy', 'failed'];
 const PORT_SOURCES: readonly string[] = ['map', 'listening', 'login'];
 
@@ -157,18 +174,30 @@ function oneOf<T extends string>(fields: Fields, name: string, allowed: readonly
 }
 
 const parsers: Record<ControlMessage['type'], (fields: Fields) => ControlMessage> = {
-  hello: (f) => ({
-    type: 'hello',
-    version: integer(f, 'version', 0, 0xffff),
-    nonce: string(f, 'nonce', 128),
-    software: string(f, 'software', 64),
-  }),
-  welcome: (f) => ({
-    type: 'welcome',
-    version: integer(f, 'version', 0, 0xffff),
-    proof: string(f, 'proof', 256),
-    software: string(f, 'software', 64),
-  }),
+  hello: (f) => {
+    const message: HelloMessage = {
+      type: 'hello',
+      version: integer(f, 'version', 0, 0xffff),
+      nonce: string(f, 'nonce', 128),
+      software: string(f, 'software', 64),
+    };
+
+    if (f['network'] !== undefined) message.network = string(f, 'network', 128);
+
+    return message;
+  },
+  welcome: (f) => {
+    const message: WelcomeMessage = {
+      type: 'welcome',
+      version: integer(f, 'version', 0, 0xffff),
+      proof: string(f, 'proof', 256),
+      software: string(f, 'software', 64),
+    };
+
+    if (f['sameNetwork'] !== undefined) message.sameNetwork = boolean(f, 'sameNetwork');
+
+    return message;
+  },
   map: (f) => ({
     type: 'map',
     mappings: array(f, 'mappings', MAX_MAPPINGS_PER_AGENT).map((item) => {

@@ -4,6 +4,7 @@ export * from './errors.js';
 export * from './frame-codec.js';
 export * from './limits.js';
 export * from './log-options.js';
+export * from './net-namespace.js';
 export * from './redact.js';
 export * from './stream-session.js';
 export * from './token.js';
