@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -83,9 +83,39 @@ beforeAll(async () => {
     bundleAgentInto(tempDir('porthole-acceptance-agent-')),
     launchChromium([`--host-resolver-rules=MAP ${IDP_HOST} 127.0.0.1, MAP ${MCP_HOST} 127.0.0.1`]),
     OpenIdProvider.start(IDP_HOST),
-    McpOAuthServer.start(MCP_HOST),
+    startMcpServerOnQuietPort(),
   ]);
 });
+
+/**
+ * mcp-remote listens for its callback on a port derived from the server URL (3335 to 49151),
+ * which may fall in the range the kernel hands out to outgoing connections: one of the many
+ * that the tests beside this one open could then hold it, and no mirror could bind it. The
+ * server is started again until its URL derives a port below that range.
+ */
+async function startMcpServerOnQuietPort(): Promise<McpOAuthServer> {
+  const [firstEphemeral] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+    .trim()
+    .split(/\s+/)
+    .map(Number);
+
+  for (let attempt = 1; ; attempt += 1) {
+    const server = await McpOAuthServer.start(MCP_HOST);
+
+    if (mcpRemoteCallbackPort(server.url) < (firstEphemeral ?? 32768) || attempt === 20) {
+      return server;
+    }
+
+    await server.close();
+  }
+}
+
+/** The callback port mcp-remote derives from a server URL (an MD5 of it, in its source). */
+function mcpRemoteCallbackPort(serverUrl: string): number {
+  const hash = createHash('md5').update(serverUrl).digest('hex');
+
+  return 3335 + (parseInt(hash.slice(0, 4), 16) % 45816);
+}
 
 afterAll(async () => {
   await browser?.close();
@@ -475,8 +505,11 @@ describe('mcp-remote signing in to an MCP server with OAuth from namespaces', ()
 
   async function derivedPort(session: McpRemote): Promise<number> {
     const { line } = await session.stderr.waitFor(/callback port derived from the server URL/);
+    const port = Number(/: (\d+)$/.exec(line)?.[1]);
 
-    return Number(/: (\d+)$/.exec(line)?.[1]);
+    // The server was chosen for this port: a new mcp-remote that derives it otherwise shows here.
+    expect(port).toBe(mcpRemoteCallbackPort(mcp.url));
+    return port;
   }
 
   /** Approves the login on the server's consent page and sees mcp-remote's own answer. */
