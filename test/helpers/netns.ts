@@ -4,6 +4,12 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 
 import { Program } from './processes.js';
 
+/** Where a kernel hands out ports to bind(0) and connect(), per network namespace. */
+const PORT_RANGE_FILE = '/proc/sys/net/ipv4/ip_local_port_range';
+
+/** The ports programs in a test namespace get for port 0: below the host's range. */
+const NAMESPACE_PORTS = '10000 32767';
+
 /**
  * A network namespace standing in for a container: its own loopback, and a veth pair to the
  * host like a container's bridge link. Nothing listening inside is reachable from the host.
@@ -79,6 +85,10 @@ export class Namespace {
     ip('netns', 'exec', this.name, 'ip', 'addr', 'add', `${this.address}/30`, 'dev', inner);
     ip('netns', 'exec', this.name, 'ip', 'link', 'set', inner, 'up');
     ip('netns', 'exec', this.name, 'ip', 'link', 'set', 'lo', 'up');
+    // A tool inside that listens on port 0 gets a port the host's own programs never get for
+    // theirs (the host hands out 32768 and up): with the same range, a host process of a test
+    // running alongside would now and then hold the very port the relay must mirror.
+    ip('netns', 'exec', this.name, 'sh', '-c', `echo '${NAMESPACE_PORTS}' > ${PORT_RANGE_FILE}`);
   }
 
   /** Cuts or restores the link to the host, like a network outage. */
