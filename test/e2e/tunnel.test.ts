@@ -35,6 +35,14 @@ function mb(bytes: number): string {
 const TRANSFER_GROWTH_BOUND = 48 * MB;
 
 /**
+ * RSS growth allowed while a transfer is held at the stream window. What left the sender is
+ * checked exactly (under 16 MB); resident memory also holds frames spent but not yet collected,
+ * which on a busy machine came to 24 MB, so the bound sits well above that and well below the
+ * 50 MB that would pile up without flow control.
+ */
+const PAUSED_GROWTH_BOUND = 36 * MB;
+
+/**
  * Resets the kernel's high-water mark of each process's resident memory (`clear_refs` 5, as
  * root) and returns a reader of how far it rose since: the true peak, however briefly it lasted,
  * with no sampling to miss it.
@@ -148,8 +156,8 @@ describe('a mapped port through the real relay and agent', () => {
       `paused download: ${mb(sent)} left the container; RSS growth relay ${mb(growth.relay)}, agent ${mb(growth.agent)}`,
     );
     expect(sent).toBeLessThan(16 * MB);
-    expect(growth.relay).toBeLessThan(24 * MB);
-    expect(growth.agent).toBeLessThan(24 * MB);
+    expect(growth.relay).toBeLessThan(PAUSED_GROWTH_BOUND);
+    expect(growth.agent).toBeLessThan(PAUSED_GROWTH_BOUND);
 
     // A callback on the same tunnel goes through meanwhile: a stalled stream holds up no other.
     const callback = await httpRequest(`${base}/hello?code=c&state=s`);
@@ -177,8 +185,8 @@ describe('a mapped port through the real relay and agent', () => {
       `held upload: ${mb(sent)} left the browser; RSS growth relay ${mb(growth.relay)}, agent ${mb(growth.agent)}`,
     );
     expect(sent).toBeLessThan(16 * MB);
-    expect(growth.relay).toBeLessThan(24 * MB);
-    expect(growth.agent).toBeLessThan(24 * MB);
+    expect(growth.relay).toBeLessThan(PAUSED_GROWTH_BOUND);
+    expect(growth.agent).toBeLessThan(PAUSED_GROWTH_BOUND);
 
     // A callback on the same tunnel goes through meanwhile: a stalled stream holds up no other.
     const callback = await httpRequest(`${base}/hello?code=c&state=s`);
