@@ -4,6 +4,9 @@ export const messages = {
   connected: (name: string, url: string) => `connected to the relay at ${url} as "${name}"`,
   unreachable: (url: string, reason: string, delayMs: number) =>
     `relay at ${url} not reachable (${reason}); trying again in ${(delayMs / 1000).toFixed(1)} s`,
+  relayStopping: (delayMs: number) =>
+    `the relay is shutting down; reconnecting in ${(delayMs / 1000).toFixed(1)} s, to the ` +
+    'relay that takes its place',
   lost: (reason: string, delayMs: number) =>
     `lost the relay (${reason}); reconnecting in ${(delayMs / 1000).toFixed(1)} s`,
   mirrored: (containerPort: number, addresses: string[]) =>

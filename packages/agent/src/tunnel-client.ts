@@ -524,7 +524,10 @@ export class TunnelClient {
 
     const delay = this.#redialLater();
 
-    if (verified) {
+    if (verified && code === CloseCodes.RELAY_SHUTDOWN) {
+      // A relay that stops on purpose (a restart, an upgrade) is no failure of the agent's.
+      this.#log.info({ code }, messages.relayStopping(delay));
+    } else if (verified) {
       this.#log.warn({ code }, messages.lost(reason || `code ${code}`, delay));
     } else {
       this.#log.warn(messages.unreachable(this.#url, failure ?? reason ?? `code ${code}`, delay));
