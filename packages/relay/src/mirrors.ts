@@ -25,6 +25,12 @@ interface Mirror<A> {
   claims: MirrorClaim<A>[];
 }
 
+const SHUTTING_DOWN: ClaimResult = {
+  status: 'failed',
+  addresses: [],
+  detail: 'the relay is shutting down',
+};
+
 type BindResult = { servers: Server[]; addresses: string[] } | { busy: boolean; detail: string };
 
 /**
@@ -40,6 +46,8 @@ export class MirrorSet<A> {
   readonly #onConnection: (socket: Socket, hostPort: number) => void;
   readonly #mirrors = new Map<number, Mirror<A>>();
   readonly #binding = new Map<number, Promise<BindResult>>();
+  /** After closeAll: a stopping relay takes no new ports, whoever announces them. */
+  #closed = false;
 
   constructor(hosts: readonly string[], onConnection: (socket: Socket, hostPort: number) => void) {
     this.#hosts = hosts;
@@ -54,6 +62,8 @@ export class MirrorSet<A> {
 
   /** Claims `hostPort` for `owner` (as its most recent claim), binding it first if needed. */
   async claim(owner: A, hostPort: number, containerPort: number): Promise<ClaimResult> {
+    if (this.#closed) return SHUTTING_DOWN;
+
     let mirror = this.#mirrors.get(hostPort);
 
     if (mirror === undefined) {
@@ -64,6 +74,12 @@ export class MirrorSet<A> {
 
       if ('busy' in bound) {
         return { status: bound.busy ? 'busy' : 'failed', addresses: [], detail: bound.detail };
+      }
+
+      // The relay began to stop while this port was being bound.
+      if (this.#closed) {
+        for (const server of bound.servers) server.close();
+        return SHUTTING_DOWN;
       }
 
       mirror = this.#mirrors.get(hostPort) ?? this.#adopt(hostPort, bound);
@@ -97,6 +113,8 @@ export class MirrorSet<A> {
 
   /** Stops every mirror; connections in flight finish on their own. */
   closeAll(): void {
+    this.#closed = true;
+
     for (const mirror of [...this.#mirrors.values()]) this.#close(mirror);
   }
 
