@@ -1,6 +1,10 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
 import {
   DEFAULT_MIRROR_HOSTS,
+  DEFAULT_RELAY_URL,
   DEFAULT_RELAY_PORT,
   DEFAULT_TOKEN_TTL,
   checkAgentName,
@@ -68,6 +72,9 @@ function invokedAs(): string {
 
 function banner(urls: string[], keyFile: string, port: number, scheme: 'ws' | 'wss'): string {
   const keyArg = keyFile === defaultKeyFile() ? '' : ` --key-file ${keyFile}`;
+  // The agent's default is ws://host.docker.internal:8888: say more only when it differs.
+  const relayUrl = `${scheme}://host.docker.internal:${port}`;
+  const relayArg = relayUrl === DEFAULT_RELAY_URL ? '' : ` --relay ${relayUrl}`;
 
   return [
     '',
@@ -75,10 +82,26 @@ function banner(urls: string[], keyFile: string, port: number, scheme: 'ws' | 'w
     '',
     'To connect a container, mint a token for it here:',
     `  ${invokedAs()} --name dev${keyArg}`,
-    'and run the agent in the container with that token:',
-    `  PORTHOLE_TOKEN=<token> porthole-agent --relay ${scheme}://host.docker.internal:${port}`,
+    'and start the tool in the container through the agent, with that token:',
+    `  PORTHOLE_TOKEN=<token> ${agentCommand()} run${relayArg} -- YOUR-TOOL`,
+    ...agentFileHint(),
     '',
   ].join('\n');
+}
+
+// The one-file agent, where a checkout of this repository builds it next to the relay.
+const AGENT_FILE = fileURLToPath(new URL('../../agent/dist/porthole-agent.mjs', import.meta.url));
+
+function agentCommand(): string {
+  return existsSync(AGENT_FILE) ? 'node porthole-agent.mjs' : 'porthole-agent';
+}
+
+function agentFileHint(): string[] {
+  return existsSync(AGENT_FILE)
+    ? [
+        `(porthole-agent.mjs needs only Node.js 20+: copy or mount ${AGENT_FILE} into the container)`,
+      ]
+    : [];
 }
 
 async function serve(opts: ServeOptions): Promise<void> {
