@@ -123,6 +123,7 @@ async function serve(opts: ServeOptions): Promise<void> {
     logger,
     holdMs,
     openBrowser: opts.open,
+    watchBridges: opts.host.length === 0,
     ...(tls === undefined ? {} : { tls }),
   });
 

@@ -60,6 +60,8 @@ export const messages = {
   openRefused: (name: string) =>
     `container "${name}" asked to open something that is not a web page`,
   openFailed: () => 'could not start a browser here: open the page above by hand',
+  bridgeNotListened: (address: string, detail: string) =>
+    `found the container bridge ${address} but cannot listen on it: ${detail}`,
   statusRemotePeer: () =>
     'refused the status page or API to a caller that is not on this machine (a container?)',
   statusOnlyThisMachine: (url: string) =>

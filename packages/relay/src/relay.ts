@@ -27,6 +27,7 @@ import { AgentHub, listAgents } from './agent-hub.js';
 import type { AgentRecord } from './agent-record.js';
 import { BrowserOpener } from './browser-opener.js';
 import { loadOrCreateRelayKey, type RelayKey } from './key-file.js';
+import { watchBridges } from './bridge-watch.js';
 import { hostPort } from './listen-addresses.js';
 import type { Logger } from './logger.js';
 import { LoginBook } from './logins.js';
@@ -54,6 +55,11 @@ export interface RelayOptions {
   openBrowser?: boolean;
   /** Where the pages to open are shown; stderr by default. */
   prompt?: (text: string) => void;
+  /**
+   * Also listen on container bridges that appear later (Docker started after the relay).
+   * For the default listen addresses only: a relay told where to listen listens there alone.
+   */
+  watchBridges?: boolean;
 }
 
 /** A running relay. */
@@ -101,8 +107,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   });
   const hub = new AgentHub(records, ports, logins, opener, holdMs, logger, monitor);
   const endpoint = agentEndpoint(key, logger, hub, monitor);
+  // Grows when the bridge watcher finds a new bridge: the status routes answer to its name too.
+  const hosts = [...options.hosts];
   const api = buildApi(logger, records, key.privateKey, {
-    hosts: options.hosts,
+    hosts,
     agentList: () => listAgents(records.values(), logins),
     scheme: options.tls === undefined ? 'http' : 'https',
     monitor,
@@ -110,13 +118,14 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     opener,
     log: logger,
   });
-  const servers = await listenAll(api, options, endpoint, (req, res, next) => {
+  const listeners = await listenAll(api, options, endpoint, (req, res, next) => {
     if ((req.url ?? '').split('?', 1)[0] === FIXED_CALLBACK_PATH) {
       void router.carryFixed(req, res);
     } else {
       next(req, res);
     }
   });
+  const { servers } = listeners;
   const port = (servers[0]?.address() as { port: number }).port;
   const scheme = options.tls === undefined ? 'http' : 'https';
   const urls = options.hosts.map((host) => `${scheme}://${hostPort(host, port)}`);
@@ -125,6 +134,21 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   router.ownPort = port;
 
   for (const url of urls) logger.info({ listen: url }, messages.listening(url));
+
+  const stopWatching =
+    options.watchBridges === true
+      ? watchBridges(
+          hosts,
+          async (host) => {
+            await listeners.add(host, port);
+
+            const url = `${scheme}://${hostPort(host, port)}`;
+
+            logger.info({ listen: url }, messages.listening(url));
+          },
+          logger,
+        )
+      : () => undefined;
 
   return {
     port,
@@ -136,6 +160,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       logger.info({ streams: streams() }, messages.shuttingDown(streams(), graceMs));
       // Stop taking anything new, let what is in flight finish, then send the agents off to
       // reconnect (to this relay's successor, if it comes back).
+      stopWatching();
       mirrors.closeAll();
       endpoint.close();
       monitor.close();
@@ -232,12 +257,18 @@ function buildApi(
 
 type Intercept = (req: IncomingMessage, res: ServerResponse, next: RequestHandler) => void;
 
+/** The relay's own servers, and a way to start one more on another address. */
+interface Listeners {
+  readonly servers: Server[];
+  add(host: string, port: number): Promise<Server>;
+}
+
 async function listenAll(
   api: Api,
   options: RelayOptions,
   endpoint: AgentEndpoint,
   intercept: Intercept,
-): Promise<Server[]> {
+): Promise<Listeners> {
   await api.app.ready();
 
   const fastifyHandler = api.handler();
@@ -248,32 +279,36 @@ async function listenAll(
 
   const handler: RequestHandler = (req, res) => intercept(req, res, fastifyHandler);
   const servers: Server[] = [];
+  const add = async (host: string, port: number): Promise<Server> => {
+    const server =
+      options.tls === undefined
+        ? createHttpServer(handler)
+        : createHttpsServer(options.tls, handler);
+
+    server.on('upgrade', (req, socket, head) => endpoint.handleUpgrade(req, socket, head));
+    server.on('clientError', (_err, socket) => socket.destroy());
+    await listen(server, host, port).catch((err: NodeJS.ErrnoException) => {
+      throw new PortholeError(
+        ErrorCodes.INVALID_OPTION,
+        messages.cannotListen(hostPort(host, port), err.code ?? err.message),
+      );
+    });
+    servers.push(server);
+
+    return server;
+  };
   let port = options.port;
 
   try {
     for (const host of options.hosts) {
-      const server =
-        options.tls === undefined
-          ? createHttpServer(handler)
-          : createHttpsServer(options.tls, handler);
-
-      server.on('upgrade', (req, socket, head) => endpoint.handleUpgrade(req, socket, head));
-      server.on('clientError', (_err, socket) => socket.destroy());
-      await listen(server, host, port).catch((err: NodeJS.ErrnoException) => {
-        throw new PortholeError(
-          ErrorCodes.INVALID_OPTION,
-          messages.cannotListen(hostPort(host, port), err.code ?? err.message),
-        );
-      });
-      servers.push(server);
-      port = (server.address() as { port: number }).port;
+      port = ((await add(host, port)).address() as { port: number }).port;
     }
   } catch (err) {
     await Promise.all(servers.map((server) => closeServer(server)));
     throw err;
   }
 
-  return servers;
+  return { servers, add };
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {

@@ -204,3 +204,6 @@ export const RECENT_REQUESTS = 50;
 
 /** Longest request path the status page shows; a path is the sender's choice, so it is cut. */
 export const MAX_SHOWN_PATH_LENGTH = 200;
+
+/** How often a relay on its default addresses looks for container bridges that appeared since. */
+export const BRIDGE_SCAN_MS = 2_000;
