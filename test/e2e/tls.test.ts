@@ -110,7 +110,7 @@ describe('a relay serving agents over TLS', () => {
   });
 
   it('tells agents in its banner to dial wss://', async () => {
-    const advice = await relay.program.waitForLine(/porthole-agent --relay/);
+    const advice = await relay.program.waitForLine(/porthole-agent(\.mjs)? run --relay/);
 
     expect(advice).toMatch(/--relay wss:\/\//);
   });
