@@ -16,6 +16,15 @@ import { tempDir } from '../helpers/relay.js';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
 
+// Adds a bridge interface with `address` on this machine, the way Docker sets one up. No
+// delayed IPv6 link-local address: browser tests alongside abort on address changes.
+function addBridge(name: string, address: string): void {
+  ip('link', 'add', name, 'type', 'bridge');
+  writeFileSync(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, '1');
+  ip('addr', 'add', `${address}/24`, 'dev', name);
+  ip('link', 'set', name, 'up');
+}
+
 describe('a relay started before the container bridge exists', () => {
   // Named as Docker names a Compose bridge (br- and hex), on an address no other test uses.
   const bridge = `br-ad${randomInt(0, 0xffff).toString(16).padStart(4, '0')}`;
@@ -36,11 +45,7 @@ describe('a relay started before the container bridge exists', () => {
     const line = await relay.waitForLine(/relay listening on http:\/\/127\.0\.0\.1:/);
 
     port = Number(new URL(String(JSON.parse(line).listen)).port);
-    ip('link', 'add', bridge, 'type', 'bridge');
-    // No delayed IPv6 link-local address: browser tests alongside abort on address changes.
-    writeFileSync(`/proc/sys/net/ipv6/conf/${bridge}/disable_ipv6`, '1');
-    ip('addr', 'add', `${address}/24`, 'dev', bridge);
-    ip('link', 'set', bridge, 'up');
+    addBridge(bridge, address);
   });
 
   afterAll(async () => {
@@ -57,6 +62,24 @@ describe('a relay started before the container bridge exists', () => {
 
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok' });
+  });
+
+  it('listens on it without a warning when it is there at start, as on any Docker host', async () => {
+    const later = new Program(process.execPath, [
+      RELAY_CLI,
+      '--port',
+      '0',
+      '--key-file',
+      join(tempDir(), 'relay-key.pem'),
+      '--no-open',
+    ]);
+
+    try {
+      await later.waitForLine((line) => line.includes(`relay listening on http://${address}:`));
+      expect(later.output).not.toContain('a private network address');
+    } finally {
+      await later.stop();
+    }
   });
 });
 
@@ -77,10 +100,7 @@ describe('a relay told where to listen', () => {
       '--no-open',
     ]);
     await relay.waitForLine(/relay listening on/);
-    ip('link', 'add', bridge, 'type', 'bridge');
-    writeFileSync(`/proc/sys/net/ipv6/conf/${bridge}/disable_ipv6`, '1');
-    ip('addr', 'add', `${address}/24`, 'dev', bridge);
-    ip('link', 'set', bridge, 'up');
+    addBridge(bridge, address);
   });
 
   afterAll(async () => {

@@ -83,7 +83,10 @@ export function planListen(requested: string[], tls: boolean, insecure: boolean)
       ? requested.map((h) => checkAddress(h, '--host'))
       : ['127.0.0.1', ...containerBridgeAddresses()];
   const unique = [...new Set(hosts)];
-  const privateHosts = unique.filter((h) => addressScope(h) === 'private');
+  // Only an address the user named gets the warning: the container bridges found by default
+  // are private by nature, and reaching them is what the relay is for.
+  const privateHosts =
+    requested.length > 0 ? unique.filter((h) => addressScope(h) === 'private') : [];
   const publicHosts = unique.filter((h) => addressScope(h) === 'public');
 
   if (publicHosts.length > 0 && !tls && !insecure) {
