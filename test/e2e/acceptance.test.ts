@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { LOOPBACK_HOST_NAMES } from '@porthole/shared';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
@@ -39,7 +40,6 @@ const TEST_PACKAGE = fileURLToPath(new URL('..', import.meta.url));
  */
 const IDP_HOST = 'idp.test';
 const MCP_HOST = 'mcp.test';
-const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
 /** What mcp-remote prints once it has exchanged the code and stored the tokens. */
 const MCP_REMOTE_AUTHORIZED = /Recursively reconnecting for reason: authentication-needed/;
 const STEP_TIMEOUT_MS = 20_000;
@@ -299,7 +299,7 @@ async function inBrowser(
     const at = process.hrtime.bigint();
 
     firstRequestAt ??= at;
-    if (LOOPBACK_NAMES.includes(new URL(request.url()).hostname)) callbackAt ??= at;
+    if (LOOPBACK_HOST_NAMES.has(new URL(request.url()).hostname)) callbackAt ??= at;
   });
   try {
     await gotoLoginPage(page, url, STEP_TIMEOUT_MS);

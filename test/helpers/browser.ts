@@ -1,3 +1,4 @@
+import { LOOPBACK_HOST_NAMES } from '@porthole/shared';
 import { type Browser, chromium, type Page, type Request } from 'playwright-core';
 
 /** Debian's Chromium, driven over the DevTools protocol by playwright-core. */
@@ -23,8 +24,6 @@ export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   });
 }
 
-const LOOPBACK_HOSTNAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
-
 /**
  * Opens the first page of a login, as page.goto does, but tries again when Chromium aborted
  * it with ERR_NETWORK_CHANGED before anything was sent to a loopback address. Chromium
@@ -36,7 +35,7 @@ const LOOPBACK_HOSTNAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
 export async function gotoLoginPage(page: Page, url: string, timeoutMs: number): Promise<void> {
   let towardLoopback = false;
   const onRequest = (request: Request) => {
-    if (LOOPBACK_HOSTNAMES.has(new URL(request.url()).hostname)) towardLoopback = true;
+    if (LOOPBACK_HOST_NAMES.has(new URL(request.url()).hostname)) towardLoopback = true;
   };
 
   page.on('request', onRequest);

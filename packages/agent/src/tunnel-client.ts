@@ -40,9 +40,6 @@ import { askRelayProof } from './relay-proof.js';
 
 export const AGENT_SOFTWARE = 'porthole-agent/0.1.0';
 
-// Read once: a process does not change its network namespace.
-const NETWORK = networkNamespaceId();
-
 export interface TunnelClientOptions {
   /** `ws://` or `wss://` address of the relay. */
   relayUrl: string;
@@ -303,7 +300,7 @@ export class TunnelClient {
         version: PROTOCOL_VERSION,
         nonce,
         software: AGENT_SOFTWARE,
-        ...(NETWORK === undefined ? {} : { network: NETWORK }),
+        ...networkField(),
       });
       // A server that upgrades and then says nothing must not hold the agent forever.
       const timer = setTimeout(() => {
@@ -571,6 +568,20 @@ function fatalError(closeCode: number): PortholeError | undefined {
   const fatal = FATAL_CLOSES[closeCode];
 
   return fatal === undefined ? undefined : new PortholeError(fatal.code, fatal.text);
+}
+
+let helloNetwork: { network?: string } | undefined;
+
+// The agent's network namespace for its hello, read on the first dial only: a process does
+// not change namespaces, and `porthole-agent open` never dials at all.
+function networkField(): { network?: string } {
+  if (helloNetwork === undefined) {
+    const id = networkNamespaceId();
+
+    helloNetwork = id === undefined ? {} : { network: id };
+  }
+
+  return helloNetwork;
 }
 
 // TLS failures come as OpenSSL codes; say what to do about the common one.
