@@ -177,7 +177,7 @@ const program = new Command('porthole-relay')
     env(
       new Option(
         '--host <addr>',
-        'address to listen on for agents and the API; repeatable (default: 127.0.0.1 and local container bridges such as docker0)',
+        'address to listen on for agents and the API; repeatable (default: 127.0.0.1 and the local container bridges such as docker0, also those that appear later)',
       ).argParser(collect),
       'HOST',
     ),
