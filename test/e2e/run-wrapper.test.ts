@@ -146,7 +146,9 @@ describe('porthole-agent run and open in a namespace', () => {
 
   it('delivers a Ctrl-C typed on a terminal to the wrapped command once, not twice', async () => {
     // The terminal signals its whole foreground group, agent and command alike. `script` gives
-    // the agent a terminal of its own; the command counts what reaches it for a moment.
+    // the agent a terminal of its own; the command counts what reaches it for a moment. `exec`
+    // keeps script's shell out of that group: dash waits rather than exec a lone command, and
+    // exits 130 on the Ctrl-C whatever its child does.
     const counter = join(tempDir(), 'count-sigint.cjs');
 
     writeFileSync(
@@ -157,10 +159,14 @@ describe('porthole-agent run and open in a namespace', () => {
     );
 
     const agentRun = [process.execPath, AGENT_CLI, 'run', '--no-watch', '--', process.execPath];
-    const terminal = spawn('script', ['-qfec', [...agentRun, counter].join(' '), '/dev/null'], {
-      env: { ...process.env, PORTHOLE_RELAY: relayUrl, PORTHOLE_TOKEN: token },
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
+    const terminal = spawn(
+      'script',
+      ['-qfec', ['exec', ...agentRun, counter].join(' '), '/dev/null'],
+      {
+        env: { ...process.env, SHELL: '/bin/sh', PORTHOLE_RELAY: relayUrl, PORTHOLE_TOKEN: token },
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    );
     let output = '';
     const exited = new Promise((resolve) => terminal.once('close', resolve));
 
