@@ -123,8 +123,16 @@ export const MAX_PENDING_LOGINS = 64;
 /** How long a login's `state` stays registered: longer than any provider's login page. */
 export const LOGIN_TTL_MS = 15 * 60_000;
 
-/** How often the agent reads the kernel's listening sockets. */
+/** How often the agent checks whether the container's TCP sockets changed. */
 export const PORT_WATCH_INTERVAL_MS = 100;
+
+/**
+ * How often the agent reads the kernel's socket tables even though its socket counters say
+ * nothing changed (a listener that opened as another socket finished closing leaves them
+ * equal). Reading a table walks the kernel's whole connection hash, several milliseconds on a
+ * large host, so it is not done on every check.
+ */
+export const PORT_WATCH_FULL_SCAN_MS = 2_000;
 
 /** Largest request head the relay reads to route a mirrored connection. */
 export const MAX_REQUEST_HEAD_BYTES = 32 * 1024;
