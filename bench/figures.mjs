@@ -73,6 +73,8 @@ export function defineFigures(config) {
       unit: 'ms',
     },
     { key: 'bundleSize', label: 'one-file agent, size', unit: 'KiB' },
+    { key: 'watchIdleCpu', label: 'agent idle CPU, port watcher on', unit: '% of a core' },
+    { key: 'watchIdleRss', label: 'agent idle RSS, port watcher on', unit: 'MiB' },
     {
       key: 'detect',
       label: `listen() → mirrored, p50 of ${config.detectTrials}`,
@@ -178,9 +180,16 @@ export function defineScaleSteps(config) {
     {
       label: 'port watcher',
       async run({ tmp }) {
-        const r = await measureDetection({ tmp, trials: config.detectTrials });
+        const r = await measureDetection({
+          tmp,
+          trials: config.detectTrials,
+          idleMs: config.idleMs * 3,
+        });
 
-        return { values: { detect: r.detectMs }, note: `port watcher measured ${r.where}` };
+        return {
+          values: { watchIdleCpu: r.idleCpu, watchIdleRss: r.idleRss / MIB, detect: r.detectMs },
+          note: `port watcher measured ${r.where}`,
+        };
       },
     },
   ];

@@ -458,7 +458,10 @@ function methodLines(config) {
       'does), on a connection of its own.',
     `- Port watcher (porthole only, once per run): an agent without \`--no-watch\` runs in a ` +
       'network namespace linked to the host by a veth pair, as in a container (where namespaces ' +
-      "are not available: on the host's loopback, the relay mirroring on 127.0.0.2); a helper in " +
+      "are not available: on the host's loopback, the relay mirroring on 127.0.0.2). Once it is " +
+      'connected and has rested as long again, its CPU time (all threads) over a pause of ' +
+      `${(config.idleMs * 3) / 1000} s is its idle CPU, and its VmRSS after that ` +
+      'pause its idle RSS with the watcher on. Then a helper in ' +
       'the same namespace listens on a port the host has free; the time from its listen() ' +
       'callback to the port listed as mirrored in `/api/agents` (polled every 5 ms), over ' +
       `${config.detectTrials} trials, each listener closed and gone from the list before the next.`,

@@ -5,7 +5,8 @@
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { startChild, stopChild, waitForOutput } from './children.mjs';
+import { rssBytes, startChild, stopChild, waitForOutput } from './children.mjs';
+import { elapsedUs, threadTimes } from './cpu.mjs';
 import { createNamespace } from './netns.mjs';
 import { freePort, getJson, LOOPBACK, pollUntil } from './net.mjs';
 import { portholeBuild, startRelayProcess } from './porthole.mjs';
@@ -16,10 +17,12 @@ const POLL_MS = 5;
 const STEP_TIMEOUT_MS = 10_000;
 
 /**
- * Runs `trials` listen() → mirrored measurements. Returns { detectMs: [ms per trial], where }:
- * `where` says whether the agent ran in a namespace or on loopback, and why.
+ * Measures the watching agent at rest (its CPU time over `idleMs` and its RSS after it), then
+ * runs `trials` listen() → mirrored measurements. Returns { idleCpu: percent of one core,
+ * idleRss: bytes, detectMs: [ms per trial], where }: `where` says whether the agent ran in a
+ * namespace or on loopback, and why.
  */
-export async function measureDetection({ tmp, trials }) {
+export async function measureDetection({ tmp, trials, idleMs }) {
   const { ns, why } = createNamespace();
   const started = [];
 
@@ -45,6 +48,15 @@ export async function measureDetection({ tmp, trials }) {
     started.push(agent);
     await waitForAgent(relayPort, agent);
 
+    // At rest the agent only watches: what it spends then, it spends in every idle container.
+    // (`ip netns exec` execs the agent, so the child's pid is the agent's.)
+    await sleep(idleMs);
+    const before = threadTimes([agent.child.pid]);
+    await sleep(idleMs);
+    const idle = elapsedUs(before, threadTimes([agent.child.pid]));
+    const idleCpu = idle === null ? NaN : (idle.runUs / 1000 / idleMs) * 100;
+    const idleRss = rssBytes(agent.child.pid);
+
     const listener = run('port listener', [LISTENER], { stdin: 'pipe' });
 
     started.push(listener);
@@ -58,6 +70,8 @@ export async function measureDetection({ tmp, trials }) {
     }
 
     return {
+      idleCpu,
+      idleRss,
       detectMs,
       where: ns === null ? `on the host's loopback (${why})` : 'in a network namespace',
     };
