@@ -27,8 +27,9 @@ export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
 /**
  * Opens the first page of a login, as page.goto does, but tries again when Chromium aborted
  * it with ERR_NETWORK_CHANGED before anything was sent to a loopback address. Chromium
- * aborts what is in flight whenever an address on the machine changes, and the tests running
- * beside this one add and remove network namespaces all the time. Only the provider's page is
+ * aborts what is in flight whenever an address on the machine changes: the browser files run
+ * alone, after the others, but a test's own namespace comes up just before its login, and the
+ * browser may hear of it only once the first page is on its way. Only the provider's page is
  * ever asked again: once the browser has set out for a callback, a failure stands, since a
  * second callback is not what a user's browser would send.
  */

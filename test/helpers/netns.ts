@@ -77,7 +77,7 @@ export class Namespace {
   #configure(inner: string): void {
     ip('link', 'set', inner, 'netns', this.name);
     // No IPv6 link-local address on the host's end: the kernel would add it a second or two
-    // after the link comes up, and Chromium, in the tests beside this one, aborts what it has in
+    // after the link comes up, in the middle of a login, and Chromium aborts what it has in
     // flight (ERR_NETWORK_CHANGED) at each address change on the machine. The link carries IPv4.
     writeFileSync(`/proc/sys/net/ipv6/conf/${this.#hostLink}/disable_ipv6`, '1');
     ip('addr', 'add', `${this.hostAddress}/30`, 'dev', this.#hostLink);
