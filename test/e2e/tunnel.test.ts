@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { type IncomingMessage, request } from 'node:http';
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -118,6 +119,19 @@ describe('a mapped port through the real relay and agent', () => {
 
     expect(res.status).toBe(200);
     expect(res.body.toString()).toBe('hello from the container');
+  });
+
+  it('lets the kernel queue as many connections on its listeners as it allows', () => {
+    // `ss` gives a listening socket's backlog in its Send-Q column. Node's default is 511.
+    const allowed = Math.min(4096, Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8')));
+    const backlogs = (port: number) =>
+      execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .map((line) => Number(line.trim().split(/\s+/)[2]));
+
+    expect(backlogs(hostPort)).toEqual([allowed, allowed]);
+    expect(backlogs(relay.port)).toEqual([allowed]);
   });
 
   it('answers on [::1] as well as 127.0.0.1', async () => {

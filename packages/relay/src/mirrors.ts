@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 
-import type { MirrorStatus } from '@porthole/shared';
+import { LISTEN_BACKLOG, type MirrorStatus } from '@porthole/shared';
 
 import { mirrorAddresses } from './messages.js';
 
@@ -179,7 +179,7 @@ function listenOn(host: string, port: number): Promise<Server | NodeJS.ErrnoExce
     const server = createServer({ allowHalfOpen: true, noDelay: true });
 
     server.once('error', (err) => resolve(err));
-    server.listen({ host, port, exclusive: true }, () => {
+    server.listen({ host, port, exclusive: true, backlog: LISTEN_BACKLOG }, () => {
       server.removeAllListeners('error');
       server.on('error', () => undefined);
       resolve(server);

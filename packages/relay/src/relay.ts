@@ -13,6 +13,7 @@ import {
   DEFAULT_HOLD_MS,
   ErrorCodes,
   isNonce,
+  LISTEN_BACKLOG,
   networkNamespaceId,
   PortholeError,
   PRE_TOKEN_PROOF_SUFFIX,
@@ -314,7 +315,7 @@ async function listenAll(
 function listen(server: Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host, port }, () => {
+    server.listen({ host, port, backlog: LISTEN_BACKLOG }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -147,6 +147,14 @@ export const FIRST_BYTES_TIMEOUT_MS = 1_000;
 /** Time a browser connection has to send its whole first request head (slowloris bound). */
 export const REQUEST_HEAD_TIMEOUT_MS = 10_000;
 
+/**
+ * Connections the kernel queues on each of the relay's listeners before the relay accepts them
+ * (it caps the number at net.core.somaxconn, 4096 on current kernels). Node's default, 511,
+ * overflows when a page opens a few hundred connections at once; each connection dropped so is
+ * retried by the client only after a second.
+ */
+export const LISTEN_BACKLOG = 4096;
+
 /** Browser connections the relay holds before routing (reading heads, waiting for agents). */
 export const MAX_PENDING_CONNECTIONS = 1024;
 
