@@ -16,13 +16,26 @@ import { tempDir } from '../helpers/relay.js';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
 
-// Adds a bridge interface with `address` on this machine, the way Docker sets one up. No
-// delayed IPv6 link-local address: browser tests alongside abort on address changes.
+// Adds a bridge interface with `address` on this machine, the way Docker sets one up, without
+// the IPv6 link-local address that would come a second or two later as a change of its own.
 function addBridge(name: string, address: string): void {
   ip('link', 'add', name, 'type', 'bridge');
   writeFileSync(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, '1');
   ip('addr', 'add', `${address}/24`, 'dev', name);
   ip('link', 'set', name, 'up');
+}
+
+// A relay on port 0 with a key of its own, and any further arguments.
+function startRelay(...args: string[]): Program {
+  return new Program(process.execPath, [
+    RELAY_CLI,
+    ...args,
+    '--port',
+    '0',
+    '--key-file',
+    join(tempDir(), 'relay-key.pem'),
+    '--no-open',
+  ]);
 }
 
 describe('a relay started before the container bridge exists', () => {
@@ -33,14 +46,7 @@ describe('a relay started before the container bridge exists', () => {
   let port: number;
 
   beforeAll(async () => {
-    relay = new Program(process.execPath, [
-      RELAY_CLI,
-      '--port',
-      '0',
-      '--key-file',
-      join(tempDir(), 'relay-key.pem'),
-      '--no-open',
-    ]);
+    relay = startRelay();
 
     const line = await relay.waitForLine(/relay listening on http:\/\/127\.0\.0\.1:/);
 
@@ -65,14 +71,7 @@ describe('a relay started before the container bridge exists', () => {
   });
 
   it('listens on it without a warning when it is there at start, as on any Docker host', async () => {
-    const later = new Program(process.execPath, [
-      RELAY_CLI,
-      '--port',
-      '0',
-      '--key-file',
-      join(tempDir(), 'relay-key.pem'),
-      '--no-open',
-    ]);
+    const later = startRelay();
 
     try {
       await later.waitForLine((line) => line.includes(`relay listening on http://${address}:`));
@@ -89,16 +88,7 @@ describe('a relay told where to listen', () => {
   let relay: Program;
 
   beforeAll(async () => {
-    relay = new Program(process.execPath, [
-      RELAY_CLI,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--key-file',
-      join(tempDir(), 'relay-key.pem'),
-      '--no-open',
-    ]);
+    relay = startRelay('--host', '127.0.0.1');
     await relay.waitForLine(/relay listening on/);
     addBridge(bridge, address);
   });

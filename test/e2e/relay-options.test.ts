@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { connect, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { freePort } from '../helpers/ports.js';
+import { dial, freePort } from '../helpers/ports.js';
 import { AGENT_CLI, Program, RELAY_CLI } from '../helpers/processes.js';
 import { mintToken, tempDir } from '../helpers/relay.js';
 
@@ -29,19 +29,6 @@ function printed(program: Program): string[] {
 // A node stack trace line, which a user-facing failure must never show.
 const STACK_LINE = /^ {4}at /m;
 
-// Whether something accepts a TCP connection on 127.0.0.1:port right now.
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 // Probes 127.0.0.1:port until the program has exited; true if a connection was ever accepted.
 async function acceptedWhileRunning(program: Program, port: number): Promise<boolean> {
   let running = true;
@@ -49,7 +36,7 @@ async function acceptedWhileRunning(program: Program, port: number): Promise<boo
   void program.exited.then(() => (running = false));
 
   while (running) {
-    if (await accepts(port)) return true;
+    if ((await dial('127.0.0.1', port)) === 'connected') return true;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 
