@@ -117,8 +117,9 @@ export function socketCounters(
 
 // The counter files are small and the kernel writes them out from memory in microseconds: they
 // are read synchronously, into one buffer, as a round trip through libuv's thread pool for each
-// open, read and close would cost many times more.
-const counterBuffer = Buffer.alloc(16 * 1024);
+// open, read and close would cost many times more. Left unfilled: an agent that never watches
+// (or `porthole-agent open`, which loads this module too) never touches its pages.
+const counterBuffer = Buffer.allocUnsafeSlow(16 * 1024);
 
 function readSmall(path: string): string {
   let fd: number | undefined;
